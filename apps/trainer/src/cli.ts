@@ -1,0 +1,60 @@
+import { HeadbenchInputError, openDataset, splitDataset } from '@headbench/core';
+
+const USAGE = `headbench — compare CNN classification heads (FC vs GAP vs GMP ...)
+
+Usage:
+  headbench dataset <uri>     Open a dataset and print its classes, counts, split, hash and skipped files.
+  headbench start             The main job (today: generate and inspect the default dataset).
+
+Dataset URIs: a class-folder path, idx:<images>,<labels>, generated:flowers17[?seed=0&size=224&perClass=80]`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'dataset':
+        if (!rest[0]) throw new HeadbenchInputError('dataset: missing <uri>');
+        await describeDataset(rest[0]);
+        return 0;
+      case 'start':
+        console.log(
+          'headbench start: the training job is not built yet; generating and inspecting the default dataset.',
+        );
+        await describeDataset('generated:flowers17');
+        return 0;
+      case undefined:
+      case '--help':
+      case '-h':
+      case 'help':
+        console.log(USAGE);
+        return command === undefined ? 1 : 0;
+      default:
+        throw new HeadbenchInputError(`unknown command '${command}' (valid: dataset, start)`);
+    }
+  } catch (err) {
+    if (err instanceof HeadbenchInputError || err instanceof RangeError) {
+      console.error(`headbench: ${err.message}`);
+      return 2;
+    }
+    throw err;
+  }
+}
+
+async function describeDataset(uri: string): Promise<void> {
+  const started = Date.now();
+  const ds = await openDataset(uri);
+  const split = splitDataset(ds);
+  const counts = ds.classes.map((_, c) => ds.labels.filter((l) => l === c).length);
+  console.log(`dataset ${ds.name} (${ds.uri})`);
+  console.log(
+    `  ${ds.size} images, ${ds.classes.length} classes, train ${split.train.length} / test ${split.test.length}`,
+  );
+  console.log(`  content hash ${ds.contentHash}`);
+  for (const [i, c] of ds.classes.entries())
+    console.log(`  ${String(i).padStart(3)} ${c.padEnd(24)} ${counts[i]}`);
+  if (ds.skipped.length) {
+    console.log(`  skipped ${ds.skipped.length} file(s):`);
+    for (const s of ds.skipped) console.log(`    ${s.path}: ${s.reason}`);
+  }
+  console.log(`  opened in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+}

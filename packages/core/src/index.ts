@@ -1,0 +1,5 @@
+// @headbench/core: datasets, models, training and metrics. No servers, no network I/O.
+
+export * from './data/index.js';
+export * from './errors.js';
+export * from './rng.js';
