@@ -1,7 +1,15 @@
 import type { AugmentOptions } from './data/augment.js';
 
 /** Backbones built layer for layer like Keras applications (include_top=False), plus two small CPU nets. */
-export const BACKBONE_NAMES = ['vgg16', 'vgg19', 'inceptionv3', 'resnet50', 'mobilenetv2', 'smallcnn', 'nin'] as const;
+export const BACKBONE_NAMES = [
+  'vgg16',
+  'vgg19',
+  'inceptionv3',
+  'resnet50',
+  'mobilenetv2',
+  'smallcnn',
+  'nin',
+] as const;
 export type BackboneName = (typeof BACKBONE_NAMES)[number];
 
 /** Pooling selector (timm's SelectAdaptivePool2d; Keras applications' `pooling=`). */

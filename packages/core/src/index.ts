@@ -2,6 +2,6 @@
 
 export * from './config.js';
 export * from './data/index.js';
-export * from './results.js';
 export * from './errors.js';
+export * from './results.js';
 export * from './rng.js';
