@@ -1,0 +1,36 @@
+import type { RunConfig } from '../config.js';
+import type { RunResult } from '../results.js';
+import { canonicalJson, EPOCH_METRICS, varyingKeys } from './stats.js';
+
+const FIXED_KEYS: (keyof RunConfig)[] = ['backbone', 'head', 'seed'];
+
+export function csvField(v: unknown): string {
+  if (v === undefined || v === null) return '';
+  const s = typeof v === 'object' ? canonicalJson(v) : String(v);
+  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+/**
+ * One row per run × epoch (failed and running runs included: their logged epochs are real data).
+ * Besides backbone, head and seed, only config keys that differ between runs get a column.
+ */
+export function metricsCsv(results: readonly RunResult[]): string {
+  const extra = varyingKeys(results).filter((k) => !FIXED_KEYS.includes(k));
+  // A config key that shares a metric's name (lr) gets a prefix so columns stay unique.
+  const metricNames = new Set<string>(['epoch', ...EPOCH_METRICS]);
+  const header = [
+    'run_id',
+    ...FIXED_KEYS,
+    ...extra.map((k) => (metricNames.has(k) ? `config_${k}` : k)),
+    'epoch',
+    ...EPOCH_METRICS,
+  ];
+  const lines = [header.join(',')];
+  for (const r of results) {
+    const prefix = [r.id, ...FIXED_KEYS.map((k) => r.config[k]), ...extra.map((k) => r.config[k])];
+    for (const e of r.epochs) {
+      lines.push([...prefix, e.epoch, ...EPOCH_METRICS.map((m) => e[m])].map(csvField).join(','));
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}
