@@ -286,6 +286,43 @@ describe('loadWeightsByName', () => {
     );
   });
 
+  it('renumbers Keras 2.2 auto names (conv2d_1, ...) to tf.keras ones (conv2d, ...)', async () => {
+    /** conv-BN twice with auto-style names starting at `first` (0 = tf.keras, 1 = Keras 2.2). */
+    const autoNamed = (first: number, seed: number) => {
+      const n = (p: string, i: number) => (i === 0 ? p : `${p}_${i}`);
+      const input = tfl.input({ shape: [8, 8, 3] });
+      let x = input as tfl.SymbolicTensor;
+      for (let i = first; i < first + 2; i++) {
+        x = tfl.layers
+          .conv2d({
+            filters: 4,
+            kernelSize: 3,
+            useBias: false,
+            name: n('conv2d', i),
+            kernelInitializer: tfl.initializers.glorotUniform({ seed: seed + i }),
+          })
+          .apply(x) as tfl.SymbolicTensor;
+        x = tfl.layers
+          .batchNormalization({
+            scale: false,
+            name: n('batch_normalization', i),
+            betaInitializer: tfl.initializers.randomNormal({ seed: seed + 10 + i }),
+          })
+          .apply(x) as tfl.SymbolicTensor;
+      }
+      return keep(tfl.model({ inputs: input, outputs: x }));
+    };
+    const source = autoNamed(1, 100);
+    const dir = freshDir();
+    await saveModel(source, dir);
+    const target = autoNamed(0, 200);
+    const x = tf.randomUniform([1, 8, 8, 3], 0, 1, 'float32', 1);
+    const r = await loadWeightsByName(target, dir);
+    expect(r.loaded).toEqual(['conv2d', 'batch_normalization', 'conv2d_1', 'batch_normalization_1']);
+    expect(Array.from(predict(target, x))).toEqual(Array.from(predict(source, x)));
+    x.dispose();
+  });
+
   it('weight count mismatch names the layer', async () => {
     const input = tfl.input({ shape: [4] });
     const a = keep(

@@ -246,6 +246,47 @@ function layerOfWeight(name: string): string {
   return parts.length >= 2 ? parts[parts.length - 2] : parts[0];
 }
 
+/** Layer classes that Keras names automatically (`conv2d`, `conv2d_1`, ...) when a model leaves them unnamed. */
+const KERAS_AUTO_PREFIXES = [
+  'conv2d',
+  'batch_normalization',
+  'dense',
+  'depthwise_conv2d',
+  'separable_conv2d',
+];
+
+function autoIndex(name: string, prefix: string): number | null {
+  if (name === prefix) return 0;
+  if (!name.startsWith(`${prefix}_`)) return null;
+  const rest = name.slice(prefix.length + 1);
+  return /^\d+$/.test(rest) ? Number(rest) : null;
+}
+
+/**
+ * Keras numbers unnamed layers per session: InceptionV3 converted from Keras 2.2 calls its first conv
+ * `conv2d_1` (1-based), tf.keras `conv2d`, and a model built after others in the same session starts higher.
+ * When the source's auto-named layers of a class are the target's, in order, shifted by a constant,
+ * rename them to the target's numbering (shapes are still checked layer by layer afterwards).
+ */
+function alignAutoNames(byLayer: Map<string, SourceLayer>, targetNames: string[]): void {
+  for (const prefix of KERAS_AUTO_PREFIXES) {
+    const indices = (names: Iterable<string>) =>
+      [...names]
+        .map((n) => autoIndex(n, prefix))
+        .filter((i): i is number => i !== null)
+        .sort((a, b) => a - b);
+    const t = indices(targetNames);
+    const s = indices(byLayer.keys());
+    if (t.length === 0 || t.length !== s.length) continue;
+    const offset = s[0] - t[0];
+    if (offset === 0 || !s.every((v, i) => v - t[i] === offset)) continue;
+    const nameOf = (i: number) => (i === 0 ? prefix : `${prefix}_${i}`);
+    const moved = s.map((i) => [i - offset, byLayer.get(nameOf(i))!] as const);
+    for (const i of s) byLayer.delete(nameOf(i));
+    for (const [i, entry] of moved) byLayer.set(nameOf(i), entry);
+  }
+}
+
 const fmtShape = (shape: readonly (number | null)[]) => `[${shape.join(',')}]`;
 
 /**
@@ -253,7 +294,8 @@ const fmtShape = (shape: readonly (number | null)[]) => `[${shape.join(',')}]`;
  * keeps them), and weights within a layer by their short names (`kernel`, `bias`, `gamma`, ...) or else by
  * position. `source` is a LayersModel, a model folder, a model.json path or an http(s) URL (only its weights
  * are read, so its topology need not be loadable). Source layers the target lacks (a classifier top) are
- * ignored. Target layers the source lacks throw unless `skipMissing`; a weight count or shape mismatch always
+ * ignored. Keras auto-numbered layers (`conv2d_1`, … in models converted from Keras 2.2) are renumbered to
+ * the target's numbering when the two sequences differ only by a constant offset. Target layers the source lacks throw unless `skipMissing`; a weight count or shape mismatch always
  * throws. All checks run before anything is assigned: on error the target is unchanged.
  */
 export async function loadWeightsByName(
@@ -300,6 +342,10 @@ export async function loadWeightsByName(
     const skipped: string[] = [];
     const assignments: [tfl.layers.Layer, tf.Tensor[]][] = [];
     const targetLayers = weightedLayers(target);
+    alignAutoNames(
+      byLayer,
+      targetLayers.map((l) => l.name),
+    );
     for (const layer of targetLayers) {
       const expectedNames = layer.weights.map((w) => shortName(w.originalName));
       const src = byLayer.get(layer.name);
