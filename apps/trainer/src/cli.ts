@@ -1,10 +1,36 @@
 import { HeadbenchInputError, openDataset, splitDataset } from '@headbench/core';
+import { COMPARE_HELP, parseCompareArgs, runCompare } from './compare.js';
+
+/** What `headbench start` runs until the platform (API, trainer, dashboard) takes over this command. */
+export const START_ARGS = [
+  '--data',
+  'generated:flowers17?size=64',
+  '--backbone',
+  'smallcnn',
+  '--trainable',
+  'all',
+  '--heads',
+  'fc,gap,gmp',
+  '--size',
+  '32',
+  '--epochs',
+  '8',
+  '--seeds',
+  '1',
+  '--lr',
+  '1e-3',
+  '--out',
+  'results',
+];
 
 const USAGE = `headbench — compare CNN classification heads (FC vs GAP vs GMP ...)
 
 Usage:
+  headbench compare [flags]   Train backbones × heads × seeds, write results.json, metrics.csv, figures and report.md.
   headbench dataset <uri>     Open a dataset and print its classes, counts, split, hash and skipped files.
-  headbench start             The main job (today: generate and inspect the default dataset).
+  headbench start             The main job: a small compare of fc, gap and gmp on the generated flowers.
+
+Run 'headbench compare --help' for every flag.
 
 Dataset URIs: a class-folder path, idx:<images>,<labels>, generated:flowers17[?seed=0&size=224&perClass=80]`;
 
@@ -16,12 +42,24 @@ export async function main(argv: string[]): Promise<number> {
         if (!rest[0]) throw new HeadbenchInputError('dataset: missing <uri>');
         await describeDataset(rest[0]);
         return 0;
-      case 'start':
-        console.log(
-          'headbench start: the training job is not built yet; generating and inspecting the default dataset.',
-        );
-        await describeDataset('generated:flowers17');
+      case 'compare': {
+        const plan = parseCompareArgs(rest);
+        if (plan === 'help') {
+          console.log(COMPARE_HELP);
+          return 0;
+        }
+        await runCompare(plan);
+        console.log(`report: ${plan.out}/report.md`);
         return 0;
+      }
+      case 'start': {
+        console.log(`headbench start: headbench compare ${START_ARGS.join(' ')}`);
+        const plan = parseCompareArgs([...START_ARGS, ...rest]);
+        if (plan === 'help') return 0;
+        await runCompare(plan);
+        console.log(`report: ${plan.out}/report.md`);
+        return 0;
+      }
       case undefined:
       case '--help':
       case '-h':
@@ -29,7 +67,7 @@ export async function main(argv: string[]): Promise<number> {
         console.log(USAGE);
         return command === undefined ? 1 : 0;
       default:
-        throw new HeadbenchInputError(`unknown command '${command}' (valid: dataset, start)`);
+        throw new HeadbenchInputError(`unknown command '${command}' (valid: compare, dataset, start)`);
     }
   } catch (err) {
     if (err instanceof HeadbenchInputError || err instanceof RangeError) {

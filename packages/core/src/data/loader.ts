@@ -1,5 +1,5 @@
 import type { Rng } from '../rng.js';
-import { type AugmentOptions, drawAffine, isAugmenting, warpImage } from './augment.js';
+import { type Affine, type AugmentOptions, drawAffine, isAugmenting, warpImage } from './augment.js';
 import { type PreprocessMode, preprocessInPlace } from './preprocess.js';
 import type { ImageDataset, ImageSize } from './types.js';
 
@@ -27,6 +27,8 @@ export interface BatchOptions {
   augment?: AugmentOptions;
   /** RNG for augmentation draws (required when `augment` is set). */
   augmentRng?: Rng;
+  /** Per-image transform instead of `augment` draws (training keys views by image and epoch, so runs resume exactly). */
+  affine?: (index: number) => Affine | undefined;
 }
 
 /**
@@ -111,14 +113,18 @@ export class ImageLoader {
     const x = new Float32Array(kept.length * per);
     const y = new Int32Array(kept.length);
     const augmenting = isAugmenting(options.augment);
-    if (augmenting && !options.augmentRng) throw new Error('augmentation needs augmentRng');
+    if (augmenting && !options.augmentRng && !options.affine)
+      throw new Error('augmentation needs augmentRng');
     let k = 0;
     indices.forEach((index, i) => {
       const img = images[i];
       if (!img) return;
-      const view = augmenting
-        ? warpImage(img, this.size, drawAffine(options.augment!, this.size, options.augmentRng!))
-        : img;
+      const t = options.affine
+        ? options.affine(index)
+        : augmenting
+          ? drawAffine(options.augment!, this.size, options.augmentRng!)
+          : undefined;
+      const view = t ? warpImage(img, this.size, t) : img;
       x.set(view, k * per);
       y[k] = this.dataset.labels[index];
       k++;

@@ -1,0 +1,4 @@
+export * from './backbones/index.js';
+export * from './heads.js';
+export * from './io.js';
+export * from './pooling.js';

@@ -1,0 +1,98 @@
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import type { EpochMetrics } from '../results.js';
+
+/** What a checkpoint holds besides tensors: enough to continue a run exactly where it stopped. */
+export interface CheckpointState {
+  /** Hash of the run config the checkpoint belongs to (a different config never resumes from it). */
+  configHash: string;
+  /** Last completed epoch (1-based). */
+  epoch: number;
+  /** Optimizer iterations done (drives the Keras-style decay). */
+  step: number;
+  history: EpochMetrics[];
+  /** Best monitored value and epochs since it improved (early stopping). */
+  best: { value: number; epoch: number; wait: number };
+  /** Seconds of training before this checkpoint (wall time continues across resumes). */
+  elapsed: number;
+  /** Names of the model and optimizer tensors, in the order stored. */
+  modelWeights: number;
+  optimizerWeights: number;
+}
+
+const STATE = 'state.json';
+const TENSORS = 'tensors.bin';
+const SPECS = 'specs.json';
+
+/**
+ * Write model weights (trainable and not, e.g. BatchNorm statistics) and optimizer slots into `dir`,
+ * atomically: a sibling temp folder is renamed over the old checkpoint, so a kill mid-write keeps the old one.
+ */
+export async function saveCheckpoint(
+  dir: string,
+  state: Omit<CheckpointState, 'modelWeights' | 'optimizerWeights'>,
+  modelWeights: tf.Tensor[],
+  optimizer: tf.Optimizer,
+): Promise<void> {
+  const optWeights = await optimizer.getWeights();
+  const named: Array<{ name: string; tensor: tf.Tensor }> = [
+    ...modelWeights.map((tensor, i) => ({ name: `model/${i}`, tensor })),
+    ...optWeights.map((w, i) => ({ name: `opt/${i}/${w.name}`, tensor: w.tensor })),
+  ];
+  const { data, specs } = await tf.io.encodeWeights(named);
+  const tmp = `${dir}.tmp`;
+  await rm(tmp, { recursive: true, force: true });
+  await mkdir(tmp, { recursive: true });
+  await writeFile(join(tmp, TENSORS), Buffer.from(data));
+  await writeFile(join(tmp, SPECS), JSON.stringify(specs));
+  const full: CheckpointState = {
+    ...state,
+    modelWeights: modelWeights.length,
+    optimizerWeights: optWeights.length,
+  };
+  await writeFile(join(tmp, STATE), JSON.stringify(full));
+  await rm(dir, { recursive: true, force: true });
+  await rename(tmp, dir);
+}
+
+export async function readCheckpointState(dir: string): Promise<CheckpointState | undefined> {
+  const raw = await readFile(join(dir, STATE), 'utf8').catch(() => undefined);
+  return raw ? (JSON.parse(raw) as CheckpointState) : undefined;
+}
+
+/** Restore model weights (positionally, the build order is deterministic) and the optimizer's slots. */
+export async function loadCheckpoint(
+  dir: string,
+  modelVariables: Array<{ write(v: tf.Tensor): void; shape: Array<number | null> }>,
+  optimizer: tf.Optimizer,
+): Promise<CheckpointState> {
+  const state = await readCheckpointState(dir);
+  if (!state) throw new Error(`no checkpoint in ${dir}`);
+  const specs = JSON.parse(await readFile(join(dir, SPECS), 'utf8')) as tf.io.WeightsManifestEntry[];
+  const bytes = await readFile(join(dir, TENSORS));
+  const tensors = tf.io.decodeWeights(
+    bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength),
+    specs,
+  );
+  if (state.modelWeights !== modelVariables.length) {
+    throw new Error(
+      `checkpoint ${dir} has ${state.modelWeights} model weights, the model has ${modelVariables.length}`,
+    );
+  }
+  modelVariables.forEach((v, i) => {
+    const t = tensors[`model/${i}`];
+    if (t.shape.join('x') !== v.shape.join('x')) {
+      throw new Error(
+        `checkpoint ${dir}: weight ${i} has shape [${t.shape}], the model expects [${v.shape}]`,
+      );
+    }
+    v.write(t);
+  });
+  const opt = specs
+    .filter((s) => s.name.startsWith('opt/'))
+    .map((s) => ({ name: s.name.split('/').slice(2).join('/'), tensor: tensors[s.name] }));
+  if (opt.length) await optimizer.setWeights(opt);
+  for (const t of Object.values(tensors)) t.dispose();
+  return state;
+}

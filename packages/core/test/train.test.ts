@@ -1,0 +1,186 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { initBackend } from '@headbench/engine';
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  buildBackbone,
+  buildHead,
+  classActivationMap,
+  GlobalPool2D,
+  learningRateAt,
+  loadModel,
+  type RunConfig,
+  RunStoppedError,
+  saveModel,
+  trainRun,
+  validateRunConfig,
+} from '../src/index.js';
+
+let tmp: string;
+beforeAll(async () => {
+  tmp = await mkdtemp(join(tmpdir(), 'headbench-train-'));
+  await initBackend('wasm');
+});
+afterAll(async () => {
+  await rm(tmp, { recursive: true, force: true });
+});
+
+const base: RunConfig = {
+  dataset: 'generated:flowers4?perClass=12&size=40&seed=5',
+  backbone: 'smallcnn',
+  weights: 'none',
+  trainable: 'all',
+  head: 'gap',
+  optimizer: 'rmsprop',
+  lr: 1e-3,
+  decay: 1e-4,
+  batchSize: 16,
+  epochs: 3,
+  seed: 3,
+  size: 32,
+  camSamples: 2,
+  shifts: [0, 0.25],
+};
+
+describe('heads and pooling', () => {
+  it('VGG19 + FC on 17 classes has 12,854,289 head parameters; VGG19 + GAP has 8,721', () => {
+    const vgg = buildBackbone('vgg19', { inputShape: [224, 224, 3] });
+    const shape = vgg.outputs[0].shape.slice(1) as [number, number, number];
+    expect(shape).toEqual([7, 7, 512]);
+    const fc = buildHead(shape, 'fc', 17);
+    const gap = buildHead(shape, 'gap', 17);
+    const cat = buildHead(shape, 'catavgmax', 17);
+    expect(fc.countParams()).toBe(12_854_289);
+    expect(gap.countParams()).toBe(8_721);
+    expect(cat.countParams()).toBe(1024 * 17 + 17);
+    expect(buildHead(shape, 'gem', 17).countParams()).toBe(8_721 + 1);
+    for (const m of [vgg, fc, gap, cat]) m.dispose();
+  });
+
+  it('pools avg, max, avgmax, catavgmax and gem as defined', () => {
+    const x = tf.tensor4d([1, 2, 3, 4, 5, 6, 7, 8], [1, 2, 2, 2]);
+    const run = (mode: 'avg' | 'max' | 'avgmax' | 'catavgmax' | 'gem') => {
+      const layer = new GlobalPool2D({ mode });
+      const y = layer.apply(x) as tf.Tensor;
+      const out = Array.from(y.dataSync());
+      y.dispose();
+      return out;
+    };
+    expect(run('avg')).toEqual([4, 5]);
+    expect(run('max')).toEqual([7, 8]);
+    expect(run('avgmax')).toEqual([5.5, 6.5]);
+    expect(run('catavgmax')).toEqual([4, 5, 7, 8]);
+    const gem = run('gem');
+    const expected = [1, 3, 5, 7].map((v) => v ** 3).reduce((a, b) => a + b) / 4;
+    expect(gem[0]).toBeCloseTo(expected ** (1 / 3), 3);
+    x.dispose();
+  });
+
+  it('saves and loads a model with the custom pooling layer', async () => {
+    const head = buildHead([3, 3, 4], 'gem', 3, { seed: 1 });
+    const x = tf.randomUniform([2, 3, 3, 4], 0, 1, 'float32', 7);
+    const before = head.predict(x) as tf.Tensor;
+    await saveModel(head, join(tmp, 'gem-head'));
+    const loaded = await loadModel(join(tmp, 'gem-head'));
+    const after = loaded.predict(x) as tf.Tensor;
+    expect(Array.from(after.dataSync())).toEqual(Array.from(before.dataSync()));
+    tf.dispose([x, before, after]);
+    head.dispose();
+    loaded.dispose();
+  });
+
+  it('a GAP class activation map averages to the class logit minus its bias', () => {
+    const feats = Float32Array.from({ length: 2 * 2 * 3 }, (_, i) => (i % 5) - 1);
+    const kernel = Float32Array.from({ length: 3 * 2 }, (_, i) => i * 0.1 - 0.2);
+    const cam = classActivationMap(feats, [2, 2, 3], kernel, [3, 2], 1);
+    const pooled = [0, 1, 2].map((k) => (feats[k] + feats[3 + k] + feats[6 + k] + feats[9 + k]) / 4);
+    const logit = pooled.reduce((s, v, k) => s + v * kernel[k * 2 + 1], 0);
+    expect(cam.reduce((a, b) => a + b) / 4).toBeCloseTo(logit, 5);
+  });
+});
+
+describe('training', () => {
+  it('applies Keras-style time decay and validates configs with named fields', () => {
+    expect(learningRateAt({ lr: 1e-4, decay: 1e-6 }, 0)).toBe(1e-4);
+    expect(learningRateAt({ lr: 1e-4, decay: 1e-6 }, 1e6)).toBeCloseTo(5e-5, 12);
+    expect(() => validateRunConfig({ ...base, head: 'gapp' as never, batchSize: 0 })).toThrow(
+      /head: 'gapp' is not one of fc, gap, gmp.*\n.*batchSize: 0 must be an integer/s,
+    );
+  });
+
+  it('fine-tunes a conv backbone on wasm and resumes exactly from a checkpoint', async () => {
+    const full = await trainRun({
+      config: base,
+      runId: 'full',
+      runDir: join(tmp, 'full'),
+      home: join(tmp, 'home'),
+      backend: 'wasm',
+    });
+    expect(full.backend).toBe('wasm');
+    expect(full.epochs.map((e) => e.epoch)).toEqual([1, 2, 3]);
+    expect(full.params.trainable).toBeGreaterThan(200_000);
+    expect(full.summary!.confusion.flat().reduce((a, b) => a + b)).toBe(full.dataset.test);
+    expect(full.summary!.shifted.map((s) => s.pixels)).toEqual([0, 8]);
+    expect(full.summary!.cams).toHaveLength(2);
+
+    const dir = join(tmp, 'interrupted');
+    const opts = {
+      config: base,
+      runId: 'int',
+      runDir: dir,
+      home: join(tmp, 'home'),
+      backend: 'wasm' as const,
+    };
+    await expect(trainRun({ ...opts, stopAfterEpoch: () => true })).rejects.toBeInstanceOf(RunStoppedError);
+    const resumed = await trainRun(opts);
+    const strip = (r: typeof full) => r.epochs.map(({ time_s, images_per_s, ...m }) => m);
+    expect(strip(resumed)).toEqual(strip(full));
+    expect(resumed.summary!.test_accuracy).toBe(full.summary!.test_accuracy);
+  });
+
+  it('trains a frozen backbone on cached features with the same metrics as without the cache', async () => {
+    const config: RunConfig = { ...base, trainable: 'frozen', head: 'fc', hidden: 32, epochs: 2 };
+    const common = { config, home: join(tmp, 'home'), backend: 'wasm' as const };
+    const cached = await trainRun({ ...common, runId: 'c', runDir: join(tmp, 'cached') });
+    const uncached = await trainRun({
+      ...common,
+      runId: 'u',
+      runDir: join(tmp, 'uncached'),
+      featureCache: false,
+    });
+    expect(cached.timings.featureSeconds).toBeGreaterThan(0);
+    expect(uncached.timings.featureSeconds).toBeUndefined();
+    expect(cached.params.trainable).toBe(cached.params.head);
+    for (const [a, b] of cached.epochs.map((e, i) => [e, uncached.epochs[i]])) {
+      expect(a.loss).toBeCloseTo(b.loss, 4);
+      expect(a.val_loss).toBeCloseTo(b.val_loss, 4);
+      expect(a.accuracy).toBe(b.accuracy);
+      expect(a.val_accuracy).toBe(b.val_accuracy);
+    }
+    // A second head on the same frozen backbone reuses the cache: no backbone pass.
+    const again = await trainRun({
+      ...common,
+      config: { ...config, head: 'gmp' },
+      runId: 'c2',
+      runDir: join(tmp, 'cached2'),
+    });
+    expect(again.timings.featureSeconds!).toBeLessThan(cached.timings.featureSeconds!);
+  });
+
+  it('leaks no tensors across a run', async () => {
+    const before = tf.memory().numTensors;
+    await trainRun({
+      config: { ...base, epochs: 1, head: 'catavgmax' },
+      runId: 'leak',
+      runDir: join(tmp, 'leak'),
+      home: join(tmp, 'home'),
+      backend: 'wasm',
+    });
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+void tfl;
