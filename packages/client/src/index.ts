@@ -1,1 +1,123 @@
-export {};
+// @headbench/client: typed tRPC client for the headbench API, socket helpers, and the trainer protocol.
+
+import type { ArtifactInfo, ArtifactKind, LiveUpdate } from '@headbench/api/protocol';
+import type { AppRouter } from '@headbench/api/router';
+import { createTRPCClient, httpBatchLink, httpLink, type TRPCClient } from '@trpc/client';
+import { io, type Socket } from 'socket.io-client';
+
+export * from '@headbench/api/protocol';
+export type { AppRouter };
+
+export interface ClientOptions {
+  /** API base URL, e.g. http://127.0.0.1:4000 */
+  url: string;
+  token: string;
+  /** Batch calls made in the same tick into one request (default true). Trainers may prefer false. */
+  batch?: boolean;
+}
+
+/** A typed tRPC client: `client.sweeps.create.mutate(spec)`, `client.runs.metrics.query({ runId })`... */
+export function createHeadbenchClient({ url, token, batch = true }: ClientOptions): TRPCClient<AppRouter> {
+  const opts = {
+    url: `${url.replace(/\/$/, '')}/trpc`,
+    headers: () => ({ authorization: `Bearer ${token}` }),
+  };
+  return createTRPCClient<AppRouter>({ links: [batch ? httpBatchLink(opts) : httpLink(opts)] });
+}
+export type HeadbenchClient = TRPCClient<AppRouter>;
+
+export interface LiveConnection {
+  socket: Socket;
+  /** Joins rooms (`run:<id>`, `sweep:<id>`); resolves once the server confirmed. */
+  subscribe(rooms: string[]): Promise<void>;
+  unsubscribe(rooms: string[]): Promise<void>;
+  /** Coalesced status changes and metric points for the joined rooms. Returns an unsubscribe function. */
+  onUpdate(fn: (u: LiveUpdate) => void): () => void;
+  close(): void;
+}
+
+/**
+ * Dashboard socket (namespace /live). Rooms are re-joined after a reconnect; use `runs.metrics` with
+ * `sinceStep` to fetch points missed while disconnected.
+ */
+export function connectLive({ url, token }: { url: string; token: string }): LiveConnection {
+  const socket = io(`${url.replace(/\/$/, '')}/live`, { auth: { token }, transports: ['websocket'] });
+  const joined = new Set<string>();
+  const ask = (event: string, rooms: string[]) =>
+    new Promise<void>((resolve, reject) => {
+      socket.emit(event, { rooms }, (ack: { ok: boolean; error?: string }) =>
+        ack?.ok ? resolve() : reject(new Error(ack?.error ?? `${event} failed`)),
+      );
+    });
+  socket.io.on('reconnect', () => {
+    if (joined.size) void ask('subscribe', [...joined]).catch(() => {});
+  });
+  return {
+    socket,
+    async subscribe(rooms) {
+      await ask('subscribe', rooms);
+      for (const r of rooms) joined.add(r);
+    },
+    async unsubscribe(rooms) {
+      await ask('unsubscribe', rooms);
+      for (const r of rooms) joined.delete(r);
+    },
+    onUpdate(fn) {
+      socket.on('update', fn);
+      return () => socket.off('update', fn);
+    },
+    close: () => socket.close(),
+  };
+}
+
+/** Trainer push socket (namespace /trainers): `cancel` { runId, reason } and `work` {}. */
+export function connectTrainerSocket({
+  url,
+  token,
+  trainerId,
+}: {
+  url: string;
+  token: string;
+  trainerId: string;
+}): Socket {
+  return io(`${url.replace(/\/$/, '')}/trainers`, { auth: { token, trainerId }, transports: ['websocket'] });
+}
+
+/** Streams an artifact with PUT /artifacts/:runId/:name (checkpoints: pass `epoch` so a retry can resume). */
+export async function uploadArtifact(opts: {
+  url: string;
+  token: string;
+  runId: string;
+  leaseId: string;
+  name: string;
+  kind: ArtifactKind;
+  epoch?: number;
+  body: Uint8Array | Blob;
+}): Promise<ArtifactInfo> {
+  const q = new URLSearchParams({ kind: opts.kind, leaseId: opts.leaseId });
+  if (opts.epoch !== undefined) q.set('epoch', String(opts.epoch));
+  const res = await fetch(
+    `${opts.url.replace(/\/$/, '')}/artifacts/${opts.runId}/${encodeURIComponent(opts.name)}?${q}`,
+    {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${opts.token}`, 'content-type': 'application/octet-stream' },
+      body: opts.body as NonNullable<Parameters<typeof fetch>[1]>['body'],
+    },
+  );
+  const json = (await res.json()) as ArtifactInfo | { error: string };
+  if (!res.ok) throw new Error(`upload failed (${res.status}): ${(json as { error: string }).error}`);
+  return json as ArtifactInfo;
+}
+
+/** GET an artifact's bytes (e.g. the checkpoint named in a lease's `resume`). */
+export async function downloadArtifact(opts: {
+  url: string;
+  token: string;
+  path: string;
+}): Promise<Uint8Array> {
+  const res = await fetch(`${opts.url.replace(/\/$/, '')}${opts.path}`, {
+    headers: { authorization: `Bearer ${opts.token}` },
+  });
+  if (!res.ok) throw new Error(`download failed (${res.status}): ${await res.text()}`);
+  return new Uint8Array(await res.arrayBuffer());
+}

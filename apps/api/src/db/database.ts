@@ -1,0 +1,44 @@
+import { PrismaPg } from '@prisma/adapter-pg';
+import pg from 'pg';
+import { PrismaClient } from '../generated/prisma/client.js';
+
+export type Prisma = InstanceType<typeof PrismaClient>;
+
+export interface Database {
+  /** Shared pool: Prisma (through adapter-pg), raw SQL for hot paths, and pg-boss. */
+  pool: pg.Pool;
+  prisma: Prisma;
+  url: string;
+  close(): Promise<void>;
+}
+
+export function openDatabase(url: string): Database {
+  const pool = new pg.Pool({ connectionString: url, max: Number(process.env.HEADBENCH_DB_POOL) || 20 });
+  pool.on('error', () => {}); // idle-client errors (server restart) surface on the next query instead
+  const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
+  return {
+    pool,
+    prisma,
+    url,
+    async close() {
+      await prisma.$disconnect();
+      await pool.end();
+    },
+  };
+}
+
+/** Runs fn in one transaction on one pooled connection. */
+export async function withTx<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const out = await fn(client);
+    await client.query('COMMIT');
+    return out;
+  } catch (e) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw e;
+  } finally {
+    client.release();
+  }
+}

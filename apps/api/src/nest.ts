@@ -1,0 +1,234 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import {
+  Controller,
+  type DynamicModule,
+  Get,
+  Inject,
+  Module,
+  type OnModuleInit,
+  Param,
+  Put,
+  Query,
+  Req,
+  Res,
+} from '@nestjs/common';
+import {
+  ConnectedSocket,
+  MessageBody,
+  type OnGatewayInit,
+  SubscribeMessage,
+  WebSocketGateway,
+} from '@nestjs/websockets';
+import { TRPCError } from '@trpc/server';
+import { getHTTPStatusCodeFromError } from '@trpc/server/http';
+import type { Namespace, Socket } from 'socket.io';
+import { z } from 'zod';
+import { bearer, type Principal } from './auth.js';
+import { ARTIFACT_KINDS } from './protocol.js';
+import type { LiveHub } from './services/live.js';
+import type { Services } from './trpc.js';
+
+/** Express's request/response, typed from node:http (no @types/express here). */
+type Request = IncomingMessage;
+interface Response extends ServerResponse {
+  status(code: number): Response;
+  json(body: unknown): void;
+}
+
+export const SERVICES = Symbol('headbench.services');
+export const HUB = Symbol('headbench.hub');
+
+function sendError(res: Response, e: unknown) {
+  if (e instanceof TRPCError) {
+    res.status(getHTTPStatusCodeFromError(e)).json({ error: e.message, code: e.code });
+  } else {
+    console.error('[api]', e);
+    res.status(500).json({ error: 'internal error' });
+  }
+}
+
+async function principalOf(services: Services, req: Request): Promise<Principal> {
+  const p = await services.auth.verify(bearer(req.headers.authorization));
+  if (!p) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'missing or invalid token' });
+  return p;
+}
+
+@Controller()
+export class HealthController {
+  @Get('health')
+  health() {
+    return { ok: true, service: 'headbench-api' };
+  }
+}
+
+const PutQuery = z.object({
+  kind: z.enum(ARTIFACT_KINDS),
+  leaseId: z.uuid(),
+  epoch: z.coerce.number().int().min(0).optional(),
+});
+
+/** Artifact bytes over plain HTTP: streamed, hashed on the way in, size-limited. */
+@Controller('artifacts')
+export class ArtifactsController {
+  constructor(@Inject(SERVICES) private readonly services: Services) {}
+
+  @Put(':runId/:name')
+  async put(
+    @Param('runId') runId: string,
+    @Param('name') name: string,
+    @Query() query: Record<string, string>,
+    @Req() req: Request,
+    @Res() res: Response,
+  ) {
+    try {
+      const p = await principalOf(this.services, req);
+      if (p.role !== 'trainer' && p.role !== 'admin') {
+        throw new TRPCError({ code: 'FORBIDDEN', message: 'trainer token required' });
+      }
+      const q = PutQuery.safeParse(query);
+      if (!q.success || !z.uuid().safeParse(runId).success) {
+        const issues = q.success
+          ? ['runId: invalid uuid']
+          : q.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+        throw new TRPCError({ code: 'BAD_REQUEST', message: issues.join('; ') });
+      }
+      const declared = Number(req.headers['content-length']);
+      if (declared > this.services.artifacts.maxBytes) {
+        throw new TRPCError({
+          code: 'PAYLOAD_TOO_LARGE',
+          message: `artifact exceeds ${this.services.artifacts.maxBytes} bytes`,
+        });
+      }
+      const info = await this.services.artifacts.upload(p, { runId, name, ...q.data }, req);
+      res.status(201).json(info);
+    } catch (e) {
+      sendError(res, e);
+      // Unread upload bytes would keep the socket busy; drop it.
+      if (!req.complete) req.destroy();
+    }
+  }
+
+  @Get(':id/content')
+  async content(@Param('id') id: string, @Req() req: Request, @Res() res: Response) {
+    try {
+      const p = await principalOf(this.services, req);
+      if (!z.uuid().safeParse(id).success)
+        throw new TRPCError({ code: 'BAD_REQUEST', message: 'id: invalid uuid' });
+      const a = await this.services.artifacts.get(id);
+      if (!a) throw new TRPCError({ code: 'NOT_FOUND', message: `no artifact ${id}` });
+      if (p.role === 'trainer') {
+        // Trainers may fetch only checkpoints of runs they hold (to resume).
+        const { rows } = await this.services.db.pool.query(
+          `SELECT 1 FROM runs r JOIN trainers t ON t.id = r.trainer_id
+           WHERE r.id = $1 AND r.status = 'running' AND t.token_id = $2`,
+          [a.run_id, p.tokenId],
+        );
+        if (!rows[0])
+          throw new TRPCError({ code: 'FORBIDDEN', message: 'this trainer does not hold that run' });
+      }
+      res.setHeader('content-type', 'application/octet-stream');
+      res.setHeader('content-length', String(a.size));
+      res.setHeader('x-sha256', a.sha256);
+      res.setHeader('content-disposition', `attachment; filename="${a.name}"`);
+      (await this.services.artifacts.store.get(a.uri)).pipe(res);
+    } catch (e) {
+      sendError(res, e);
+    }
+  }
+}
+
+const rooms = z.object({
+  rooms: z
+    .array(z.string().regex(/^(run|sweep):[0-9a-f-]{36}$/))
+    .min(1)
+    .max(500),
+});
+
+/** Dashboards: namespace /live. `subscribe` / `unsubscribe` { rooms: ['run:<id>', 'sweep:<id>'] }; receive `update`. */
+@WebSocketGateway({ namespace: '/live', cors: { origin: true } })
+export class LiveGateway implements OnGatewayInit {
+  constructor(
+    @Inject(SERVICES) private readonly services: Services,
+    @Inject(HUB) private readonly hub: LiveHub,
+  ) {}
+
+  afterInit(ns: Namespace) {
+    ns.use((socket, next) => {
+      const token =
+        (socket.handshake.auth as { token?: string })?.token ??
+        bearer(socket.handshake.headers.authorization);
+      this.services.auth
+        .verify(token)
+        .then((p) => {
+          if (!p) return next(new Error('unauthorized'));
+          if (p.role === 'trainer')
+            return next(new Error('forbidden: trainer tokens cannot watch dashboards'));
+          socket.data.principal = p;
+          next();
+        })
+        .catch(next);
+    });
+    this.hub.live = ns;
+  }
+
+  @SubscribeMessage('subscribe')
+  async subscribe(@ConnectedSocket() socket: Socket, @MessageBody() body: unknown) {
+    const parsed = rooms.safeParse(body);
+    if (!parsed.success) return { ok: false, error: parsed.error.issues.map((i) => i.message).join('; ') };
+    await socket.join(parsed.data.rooms);
+    return { ok: true, rooms: parsed.data.rooms };
+  }
+
+  @SubscribeMessage('unsubscribe')
+  async unsubscribe(@ConnectedSocket() socket: Socket, @MessageBody() body: unknown) {
+    const parsed = rooms.safeParse(body);
+    if (!parsed.success) return { ok: false, error: parsed.error.issues.map((i) => i.message).join('; ') };
+    for (const r of parsed.data.rooms) await socket.leave(r);
+    return { ok: true };
+  }
+}
+
+/** Trainers: namespace /trainers, auth { token, trainerId }. Server pushes `cancel` and `work`. */
+@WebSocketGateway({ namespace: '/trainers' })
+export class TrainerGateway implements OnGatewayInit {
+  constructor(
+    @Inject(SERVICES) private readonly services: Services,
+    @Inject(HUB) private readonly hub: LiveHub,
+  ) {}
+
+  afterInit(ns: Namespace) {
+    ns.use((socket, next) => {
+      const auth = socket.handshake.auth as { token?: string; trainerId?: string };
+      this.services.auth
+        .verify(auth?.token ?? bearer(socket.handshake.headers.authorization))
+        .then(async (p) => {
+          if (!p) return next(new Error('unauthorized'));
+          if (!auth?.trainerId || !z.uuid().safeParse(auth.trainerId).success) {
+            return next(new Error('bad request: auth.trainerId required (from trainer.register)'));
+          }
+          await this.services.runs.ownTrainer(p, auth.trainerId);
+          await socket.join(`trainer:${auth.trainerId}`);
+          next();
+        })
+        .catch((e: Error) => next(new Error(e instanceof TRPCError ? `forbidden: ${e.message}` : e.message)));
+    });
+    this.hub.trainers = ns;
+  }
+}
+
+@Module({})
+export class AppModule implements OnModuleInit {
+  static forRoot(services: Services, hub: LiveHub): DynamicModule {
+    return {
+      module: AppModule,
+      controllers: [HealthController, ArtifactsController],
+      providers: [
+        { provide: SERVICES, useValue: services },
+        { provide: HUB, useValue: hub },
+        LiveGateway,
+        TrainerGateway,
+      ],
+    };
+  }
+  onModuleInit() {}
+}

@@ -1,0 +1,163 @@
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { dirname, join, resolve, sep } from 'node:path';
+import { type Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { TRPCError } from '@trpc/server';
+import type pg from 'pg';
+import type { Principal } from '../auth.js';
+import type { ArtifactInfo, ArtifactKind } from '../protocol.js';
+import type { RunService } from './runs.js';
+
+/** Where artifact bytes live. The filesystem store is the default; an S3-compatible one implements the same. */
+export interface ArtifactStore {
+  /** Streams `body` to `key`; rejects (storing nothing) past maxBytes. Returns the URI, sha256 and size. */
+  put(key: string, body: Readable, maxBytes: number): Promise<{ uri: string; sha256: string; size: number }>;
+  get(uri: string): Promise<Readable>;
+  stat(uri: string): Promise<{ size: number } | null>;
+  delete(uri: string): Promise<void>;
+}
+
+export class TooLargeError extends Error {}
+
+export class FsArtifactStore implements ArtifactStore {
+  constructor(readonly root: string) {}
+
+  private path(uri: string) {
+    if (!uri.startsWith('file:')) throw new Error(`not a file artifact: ${uri}`);
+    const p = resolve(this.root, uri.slice('file:'.length));
+    if (!p.startsWith(resolve(this.root) + sep)) throw new Error('artifact path escapes the store');
+    return p;
+  }
+
+  async put(key: string, body: Readable, maxBytes: number) {
+    const uri = `file:${key}`;
+    const final = this.path(uri);
+    await mkdir(dirname(final), { recursive: true });
+    const tmp = `${final}.${process.pid}.${Date.now()}.part`;
+    const hash = createHash('sha256');
+    let size = 0;
+    const meter = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        size += chunk.length;
+        if (size > maxBytes) return cb(new TooLargeError(`artifact exceeds ${maxBytes} bytes`));
+        hash.update(chunk);
+        cb(null, chunk);
+      },
+    });
+    try {
+      await pipeline(body, meter, createWriteStream(tmp));
+      await rename(tmp, final); // readers never see a half-written file
+    } catch (e) {
+      await rm(tmp, { force: true });
+      throw e;
+    }
+    return { uri, sha256: hash.digest('hex'), size };
+  }
+
+  async get(uri: string) {
+    return createReadStream(this.path(uri));
+  }
+
+  async stat(uri: string) {
+    try {
+      return { size: (await stat(this.path(uri))).size };
+    } catch {
+      return null;
+    }
+  }
+
+  async delete(uri: string) {
+    await rm(this.path(uri), { force: true });
+  }
+}
+
+export const artifactKey = (runId: string, name: string) => join(runId, name);
+
+const NAME_RE = /^[\w.-]{1,200}$/;
+
+interface ArtifactRow {
+  id: string;
+  run_id: string;
+  kind: ArtifactKind;
+  name: string;
+  uri: string;
+  sha256: string;
+  size: string;
+  epoch: number | null;
+  created_at: Date;
+}
+
+export const toArtifactInfo = (r: ArtifactRow): ArtifactInfo => ({
+  id: r.id,
+  runId: r.run_id,
+  kind: r.kind,
+  name: r.name,
+  sha256: r.sha256,
+  size: Number(r.size),
+  epoch: r.epoch,
+  createdAt: r.created_at.toISOString(),
+  downloadPath: `/artifacts/${r.id}/content`,
+});
+
+export class ArtifactService {
+  constructor(
+    private pool: pg.Pool,
+    private runs: RunService,
+    readonly store: ArtifactStore,
+    public maxBytes: number,
+  ) {}
+
+  async upload(
+    p: Principal,
+    a: { runId: string; leaseId: string; name: string; kind: ArtifactKind; epoch?: number },
+    body: Readable,
+  ): Promise<ArtifactInfo> {
+    if (!NAME_RE.test(a.name))
+      throw new TRPCError({ code: 'BAD_REQUEST', message: 'name: letters, digits and . - _ only' });
+    await this.runs.assertHolder(this.pool, p, a.runId, a.leaseId);
+    let stored: { uri: string; sha256: string; size: number };
+    try {
+      stored = await this.store.put(artifactKey(a.runId, a.name), body, this.maxBytes);
+    } catch (e) {
+      if (e instanceof TooLargeError) throw new TRPCError({ code: 'PAYLOAD_TOO_LARGE', message: e.message });
+      throw e;
+    }
+    const { rows } = await this.pool.query<ArtifactRow>(
+      `INSERT INTO artifacts (id, run_id, kind, name, uri, sha256, size, epoch)
+       VALUES (gen_random_uuid(), $1, $2, $3, $4, $5, $6, $7)
+       ON CONFLICT (run_id, name) DO UPDATE SET kind = EXCLUDED.kind, uri = EXCLUDED.uri, sha256 = EXCLUDED.sha256,
+         size = EXCLUDED.size, epoch = EXCLUDED.epoch, created_at = now()
+       RETURNING *`,
+      [a.runId, a.kind, a.name, stored.uri, stored.sha256, stored.size, a.epoch ?? null],
+    );
+    const art = rows[0];
+    if (a.kind === 'checkpoint') {
+      // The newest checkpoint is where a requeued attempt resumes.
+      await this.pool.query(
+        `UPDATE runs SET checkpoint_artifact_id = $2, checkpoint_epoch = $3
+         WHERE id = $1 AND (checkpoint_epoch IS NULL OR checkpoint_epoch <= $3)`,
+        [a.runId, art.id, a.epoch ?? 0],
+      );
+      await this.pool.query(
+        `INSERT INTO run_events (run_id, type, attempt, data) SELECT id, 'checkpoint', attempt, $2 FROM runs WHERE id = $1`,
+        [a.runId, JSON.stringify({ artifactId: art.id, epoch: a.epoch ?? 0 })],
+      );
+    }
+    return toArtifactInfo(art);
+  }
+
+  async get(id: string): Promise<ArtifactRow | null> {
+    const { rows } = await this.pool.query<ArtifactRow>('SELECT * FROM artifacts WHERE id = $1', [id]);
+    return rows[0] ?? null;
+  }
+
+  async list(runId: string, kind?: ArtifactKind): Promise<ArtifactInfo[]> {
+    const { rows } = await this.pool.query<ArtifactRow>(
+      `SELECT * FROM artifacts WHERE run_id = $1 AND ($2::"ArtifactKind" IS NULL OR kind = $2) ORDER BY created_at`,
+      [runId, kind ?? null],
+    );
+    return rows.map(toArtifactInfo);
+  }
+}

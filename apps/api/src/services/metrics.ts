@@ -1,0 +1,156 @@
+import type pg from 'pg';
+import type { Principal } from '../auth.js';
+import type { MetricPoint, ReportMetricsOutput } from '../protocol.js';
+import type { LiveHub } from './live.js';
+import type { RunService } from './runs.js';
+
+export interface SeriesPoint {
+  step: number;
+  epoch: number | null;
+  value: number;
+  /** Present when points were merged into this bucket. */
+  min?: number;
+  max?: number;
+  n?: number;
+  time: number;
+}
+
+/** Metric ingest (idempotent, one INSERT per batch) and reads (downsampled series, cross-run comparison). */
+export class MetricService {
+  constructor(
+    private pool: pg.Pool,
+    private runs: RunService,
+    private hub: LiveHub,
+  ) {}
+
+  async report(
+    p: Principal,
+    runId: string,
+    leaseId: string,
+    points: MetricPoint[],
+  ): Promise<ReportMetricsOutput> {
+    const held = await this.runs.assertHolder(this.pool, p, runId, leaseId);
+    const now = Date.now();
+    // ON CONFLICT DO NOTHING on (run, name, step): a resent batch stores nothing twice; RETURNING tells
+    // us which points are new, and only those go to dashboards.
+    const { rows } = await this.pool.query<{
+      name: string;
+      step: number;
+      epoch: number | null;
+      value: number;
+      t: string;
+    }>(
+      `INSERT INTO metrics (run_id, name, step, epoch, value, time)
+       SELECT $1, name, step, epoch, value, to_timestamp(t / 1000.0)
+       FROM unnest($2::text[], $3::int[], $4::int[], $5::float8[], $6::float8[]) AS u(name, step, epoch, value, t)
+       ON CONFLICT DO NOTHING
+       RETURNING name, step, epoch, value, (extract(epoch FROM time) * 1000)::float8 AS t`,
+      [
+        runId,
+        points.map((x) => x.name),
+        points.map((x) => x.step),
+        points.map((x) => x.epoch ?? null),
+        points.map((x) => x.value),
+        points.map((x) => x.time ?? now),
+      ],
+    );
+    this.hub.metrics(
+      runId,
+      held.sweep_id,
+      rows.map((r) => ({
+        name: r.name,
+        step: r.step,
+        epoch: r.epoch,
+        value: r.value,
+        time: Math.round(Number(r.t)),
+      })),
+    );
+    return { inserted: rows.length, duplicates: points.length - rows.length, cancel: false };
+  }
+
+  /**
+   * Series of one run, at most `maxPoints` per name: long series are cut into equal step ranges and each
+   * range reports its mean (with min/max/n), at the range's last step.
+   */
+  async series(runId: string, opts: { names?: string[]; sinceStep?: number; maxPoints: number }) {
+    const { rows } = await this.pool.query<{
+      name: string;
+      step: number;
+      epoch: number | null;
+      value: number;
+      min: number;
+      max: number;
+      n: number;
+      t: number;
+    }>(
+      `WITH pts AS (
+         SELECT name, step, epoch, value, time FROM metrics
+         WHERE run_id = $1 AND ($2::text[] IS NULL OR name = ANY($2)) AND step > $3
+       ), bounds AS (
+         SELECT name, min(step) AS lo, max(step) AS hi, count(*) AS cnt FROM pts GROUP BY name
+       ), b AS (
+         SELECT p.*, CASE WHEN bounds.cnt <= $4 THEN p.step
+           ELSE floor((p.step - bounds.lo)::float8 * $4 / (bounds.hi - bounds.lo + 1))::int END AS bucket
+         FROM pts p JOIN bounds USING (name)
+       )
+       SELECT name, max(step) AS step, max(epoch) AS epoch, avg(value) AS value, min(value) AS min,
+              max(value) AS max, count(*)::int AS n, (extract(epoch FROM max(time)) * 1000)::float8 AS t
+       FROM b GROUP BY name, bucket ORDER BY name, step`,
+      [runId, opts.names?.length ? opts.names : null, opts.sinceStep ?? -1, opts.maxPoints],
+    );
+    const series: Record<string, SeriesPoint[]> = {};
+    for (const r of rows) {
+      const pt: SeriesPoint = { step: r.step, epoch: r.epoch, value: r.value, time: Math.round(r.t) };
+      if (r.n > 1) Object.assign(pt, { min: r.min, max: r.max, n: r.n });
+      if (!series[r.name]) series[r.name] = [];
+      series[r.name].push(pt);
+    }
+    return series;
+  }
+
+  /**
+   * One metric across runs, grouped by a config key (e.g. head): per group and step, mean/std over the
+   * group's runs, aligned on step. Steps are downsampled to at most maxPoints per group.
+   */
+  async compare(runIds: string[], metric: string, groupBy: string, maxPoints: number) {
+    const { rows } = await this.pool.query<{
+      grp: string | null;
+      step: number;
+      mean: number;
+      std: number | null;
+      n: number;
+    }>(
+      `WITH pts AS (
+         SELECT r.config #>> $3::text[] AS grp, m.run_id, m.step, m.value
+         FROM metrics m JOIN runs r ON r.id = m.run_id
+         WHERE m.run_id = ANY($1::uuid[]) AND m.name = $2
+       ), per_step AS (
+         SELECT grp, step, avg(value) AS mean, stddev_samp(value) AS std, count(DISTINCT run_id)::int AS n
+         FROM pts GROUP BY grp, step
+       ), bounds AS (SELECT grp, min(step) lo, max(step) hi, count(*) cnt FROM per_step GROUP BY grp)
+       SELECT grp, max(step) AS step, avg(mean) AS mean, avg(std) AS std, min(n) AS n FROM (
+         SELECT s.*, CASE WHEN b.cnt <= $4 THEN s.step
+           ELSE floor((s.step - b.lo)::float8 * $4 / (b.hi - b.lo + 1))::int END AS bucket
+         FROM per_step s JOIN bounds b ON b.grp IS NOT DISTINCT FROM s.grp
+       ) x GROUP BY grp, bucket ORDER BY grp, step`,
+      [runIds, metric, groupBy.split('.'), maxPoints],
+    );
+    const runsByGroup = await this.pool.query<{ grp: string | null; ids: string[] }>(
+      `SELECT config #>> $2::text[] AS grp, array_agg(id ORDER BY id) AS ids FROM runs WHERE id = ANY($1::uuid[]) GROUP BY 1`,
+      [runIds, groupBy.split('.')],
+    );
+    const groups = new Map<
+      string,
+      {
+        key: string;
+        runIds: string[];
+        points: { step: number; mean: number; std: number | null; n: number }[];
+      }
+    >();
+    for (const g of runsByGroup.rows)
+      groups.set(String(g.grp), { key: String(g.grp), runIds: g.ids, points: [] });
+    for (const r of rows)
+      groups.get(String(r.grp))?.points.push({ step: r.step, mean: r.mean, std: r.std, n: r.n });
+    return { metric, groupBy, groups: [...groups.values()] };
+  }
+}

@@ -1,0 +1,565 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { TRPCError } from '@trpc/server';
+import type pg from 'pg';
+import { PgBoss } from 'pg-boss';
+import type { Principal } from '../auth.js';
+import { withTx } from '../db/database.js';
+import type {
+  Capabilities,
+  CompleteInput,
+  FailInput,
+  HeartbeatInput,
+  HeartbeatOutput,
+  LeasedRun,
+  LeaseInput,
+  LeaseOutput,
+  RegisterInput,
+  RegisterOutput,
+  Requirements,
+  RunStateOutput,
+  RunStatus,
+} from '../protocol.js';
+import { expandSweep, gridSize, MAX_RUNS_PER_SWEEP, type SweepSpec } from '../sweep-spec.js';
+import type { LiveHub } from './live.js';
+
+type Db = pg.Pool | pg.PoolClient;
+/** pg-boss runs its SQL on our transaction's connection, so job and run rows change together. */
+const bossDb = (c: pg.PoolClient) => ({
+  db: { executeSql: (text: string, values?: unknown[]) => c.query(text, values) },
+});
+
+let lastMs = 0;
+let seq = 0;
+/**
+ * Time-ordered UUIDs (v7 layout, with a per-ms counter): pg-boss hands out equal-priority jobs created in
+ * the same instant by id, so these keep a sweep's runs in grid order.
+ */
+export function orderedUuid(): string {
+  const now = Date.now();
+  if (now > lastMs) {
+    lastMs = now;
+    seq = 0;
+  } else if (++seq > 0xfff) {
+    lastMs++;
+    seq = 0;
+  }
+  const b = randomBytes(16);
+  b.writeUIntBE(lastMs, 0, 6);
+  b[6] = 0x70 | (seq >> 8);
+  b[7] = seq & 0xff;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const h = b.toString('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+const ANY = 'any';
+/** One queue per requirement class; a trainer fetches from every class it satisfies, most specific first. */
+export function queueFor(req?: Requirements): string {
+  return `runs.${req?.gpu ? 'gpu' : ANY}.${req?.backend ?? ANY}`;
+}
+export function queuesFor(cap: { backend: string; gpu?: boolean }): string[] {
+  const gpus = cap.gpu ? ['gpu', ANY] : [ANY];
+  const backends = [cap.backend, ANY];
+  const out: string[] = [];
+  for (const g of gpus) for (const b of backends) out.push(`runs.${g}.${b}`);
+  return [...new Set(out)];
+}
+
+export interface RunServiceOptions {
+  leaseSeconds: number;
+  maxAttempts: number;
+}
+
+interface HeldRow {
+  id: string;
+  sweep_id: string | null;
+  status: RunStatus;
+  lease_id: string | null;
+  attempt: number;
+  max_attempts: number;
+  queue: string;
+  job_id: string | null;
+  trainer_id: string | null;
+}
+
+/** The run lifecycle: sweeps → queued runs (pg-boss jobs) → leases → heartbeats → done / requeued / failed. */
+export class RunService {
+  readonly boss: PgBoss;
+  private queues = new Set<string>();
+  private reaper?: NodeJS.Timeout;
+  private reaping = false;
+
+  constructor(
+    private pool: pg.Pool,
+    private hub: LiveHub,
+    readonly opts: RunServiceOptions,
+    databaseUrl: string,
+  ) {
+    this.boss = new PgBoss({ connectionString: databaseUrl, max: 4, schedule: false });
+    this.boss.on('error', (e) => console.error('[pg-boss]', e.message));
+  }
+
+  async start() {
+    await this.boss.start();
+    const period = Math.max(200, Math.min(2000, (this.opts.leaseSeconds * 1000) / 4));
+    this.reaper = setInterval(
+      () => void this.reapExpired().catch((e) => console.error('[reaper]', e)),
+      period,
+    );
+    this.reaper.unref();
+  }
+
+  async stop() {
+    if (this.reaper) clearInterval(this.reaper);
+    await this.boss.stop({ graceful: false, close: true, timeout: 2000 });
+  }
+
+  private async ensureQueue(name: string) {
+    if (this.queues.has(name)) return;
+    const existing = await this.boss.getQueue(name);
+    if (!existing) {
+      // Leases, not pg-boss expiry (capped at 24 h there), decide when a run is lost; retries are ours
+      // too (attempt counter). Completing a run whose job pg-boss already expired is harmless.
+      await this.boss.createQueue(name, { retryLimit: 0, expireInSeconds: 86_400 }).catch(async (e) => {
+        if (!(await this.boss.getQueue(name))) throw e;
+      });
+    }
+    this.queues.add(name);
+  }
+
+  private async enqueue(c: pg.PoolClient, queue: string, runId: string): Promise<string> {
+    const id = orderedUuid();
+    await this.boss.send(queue, { runId }, { id, retryLimit: 0, ...bossDb(c) });
+    return id;
+  }
+
+  private async event(c: Db, runId: string, type: string, attempt: number, data?: object) {
+    await c.query('INSERT INTO run_events (run_id, type, attempt, data) VALUES ($1, $2, $3, $4)', [
+      runId,
+      type,
+      attempt,
+      data ? JSON.stringify(data) : null,
+    ]);
+  }
+
+  // ---------------------------------------------------------------- sweeps
+
+  async createSweep(spec: SweepSpec, creatorId: string | null, parentId: string | null = null) {
+    const n = gridSize(spec);
+    if (n > MAX_RUNS_PER_SWEEP) {
+      throw new TRPCError({
+        code: 'BAD_REQUEST',
+        message: `grid has ${n} runs; the limit is ${MAX_RUNS_PER_SWEEP}`,
+      });
+    }
+    const configs = expandSweep(spec);
+    const queue = queueFor(spec.requires);
+    await this.ensureQueue(queue);
+    const sweepId = randomUUID();
+    const runIds = configs.map(() => randomUUID());
+    const jobIds = configs.map(() => orderedUuid());
+    await withTx(this.pool, async (c) => {
+      await c.query(
+        `INSERT INTO sweeps (id, name, spec, status, creator_id, parent_id) VALUES ($1, $2, $3, 'active', $4, $5)`,
+        [sweepId, spec.name, JSON.stringify(spec), creatorId, parentId],
+      );
+      await c.query(
+        `INSERT INTO runs (id, sweep_id, index, config, status, attempt, max_attempts, queue, job_id)
+         SELECT id, $2, idx - 1, cfg, 'queued', 1, $3, $4, job
+         FROM unnest($1::uuid[], $5::jsonb[], $6::uuid[]) WITH ORDINALITY AS t(id, cfg, job, idx)`,
+        [runIds, sweepId, spec.maxAttempts, queue, configs.map((x) => JSON.stringify(x)), jobIds],
+      );
+      await c.query(
+        `INSERT INTO run_events (run_id, type, attempt) SELECT id, 'queued', 1 FROM unnest($1::uuid[]) AS id`,
+        [runIds],
+      );
+      await this.boss.insert(
+        queue,
+        runIds.map((runId, i) => ({ id: jobIds[i], data: { runId }, retryLimit: 0 })),
+        bossDb(c),
+      );
+    });
+    for (const id of runIds) this.hub.runStatus({ id, sweepId, status: 'queued', attempt: 1 });
+    this.hub.workAvailable();
+    return { id: sweepId, runIds };
+  }
+
+  async cancelSweep(sweepId: string, reason = 'sweep canceled') {
+    const { rows } = await this.pool.query<{ id: string }>(
+      `SELECT id FROM runs WHERE sweep_id = $1 AND status IN ('queued', 'running')`,
+      [sweepId],
+    );
+    for (const r of rows) await this.cancelRun(r.id, reason).catch(() => {});
+    await this.pool.query(`UPDATE sweeps SET status = 'canceled' WHERE id = $1`, [sweepId]);
+    return { canceled: rows.length };
+  }
+
+  private async maybeFinishSweep(c: Db, sweepId: string | null) {
+    if (!sweepId) return;
+    await c.query(
+      `UPDATE sweeps SET status = 'done' WHERE id = $1 AND status = 'active'
+       AND NOT EXISTS (SELECT 1 FROM runs WHERE sweep_id = $1 AND status IN ('queued', 'running'))`,
+      [sweepId],
+    );
+  }
+
+  // ---------------------------------------------------------------- user actions
+
+  async cancelRun(runId: string, reason = 'canceled by user'): Promise<RunStateOutput> {
+    const res = await withTx(this.pool, async (c) => {
+      const r = await this.lockRun(c, runId);
+      if (r.status !== 'queued' && r.status !== 'running') {
+        throw new TRPCError({
+          code: 'CONFLICT',
+          message: `run is ${r.status}; only queued or running runs can be canceled`,
+        });
+      }
+      if (r.job_id) await this.boss.cancel(r.queue, r.job_id, bossDb(c)).catch(() => {});
+      await c.query(
+        `UPDATE runs SET status = 'canceled', error = $2, finished_at = now(), lease_expires_at = NULL WHERE id = $1`,
+        [runId, reason],
+      );
+      await this.event(c, runId, 'canceled', r.attempt, { reason });
+      await this.maybeFinishSweep(c, r.sweep_id);
+      return r;
+    });
+    this.hub.runStatus({
+      id: runId,
+      sweepId: res.sweep_id,
+      status: 'canceled',
+      attempt: res.attempt,
+      error: reason,
+    });
+    if (res.status === 'running' && res.trainer_id)
+      this.hub.toTrainer(res.trainer_id, 'cancel', { runId, reason });
+    return { runId, status: 'canceled', attempt: res.attempt };
+  }
+
+  /** Puts a failed or canceled run back in the queue with a fresh attempt budget. */
+  async retryRun(runId: string): Promise<RunStateOutput> {
+    const out = await withTx(this.pool, async (c) => {
+      const r = await this.lockRun(c, runId);
+      if (r.status !== 'failed' && r.status !== 'canceled') {
+        throw new TRPCError({
+          code: 'CONFLICT',
+          message: `run is ${r.status}; only failed or canceled runs can be retried`,
+        });
+      }
+      await this.ensureQueue(r.queue);
+      const jobId = await this.enqueue(c, r.queue, runId);
+      const attempt = r.attempt + 1;
+      await c.query(
+        `UPDATE runs SET status = 'queued', attempt = $2, max_attempts = $3, job_id = $4, trainer_id = NULL,
+           lease_id = NULL, lease_expires_at = NULL, error = NULL, finished_at = NULL WHERE id = $1`,
+        [runId, attempt, r.attempt + this.opts.maxAttempts, jobId],
+      );
+      if (r.sweep_id) await c.query(`UPDATE sweeps SET status = 'active' WHERE id = $1`, [r.sweep_id]);
+      await this.event(c, runId, 'retried', attempt);
+      return { ...r, attempt };
+    });
+    this.hub.runStatus({ id: runId, sweepId: out.sweep_id, status: 'queued', attempt: out.attempt });
+    this.hub.workAvailable();
+    return { runId, status: 'queued', attempt: out.attempt };
+  }
+
+  private async lockRun(c: Db, runId: string): Promise<HeldRow> {
+    const { rows } = await c.query<HeldRow>(
+      `SELECT id, sweep_id, status, lease_id, attempt, max_attempts, queue, job_id, trainer_id
+       FROM runs WHERE id = $1 FOR UPDATE`,
+      [runId],
+    );
+    if (!rows[0]) throw new TRPCError({ code: 'NOT_FOUND', message: `no run ${runId}` });
+    return rows[0];
+  }
+
+  // ---------------------------------------------------------------- trainer protocol
+
+  async register(
+    p: Principal,
+    input: RegisterInput & { slots: number; capabilities: Capabilities },
+  ): Promise<RegisterOutput> {
+    const { rows } = await this.pool.query<{ id: string }>(
+      `INSERT INTO trainers (id, token_id, name, host, backend, devices, slots, capabilities, state, last_heartbeat)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'idle', now())
+       ON CONFLICT (token_id, name) DO UPDATE SET host = EXCLUDED.host, backend = EXCLUDED.backend,
+         devices = EXCLUDED.devices, slots = EXCLUDED.slots, capabilities = EXCLUDED.capabilities,
+         state = 'idle', last_heartbeat = now()
+       RETURNING id`,
+      [
+        randomUUID(),
+        p.tokenId,
+        input.name,
+        input.host ?? null,
+        input.capabilities.backend,
+        JSON.stringify(input.devices ?? []),
+        input.slots,
+        JSON.stringify(input.capabilities),
+      ],
+    );
+    return {
+      trainerId: rows[0].id,
+      leaseSeconds: this.opts.leaseSeconds,
+      heartbeatSeconds: Math.max(0.2, this.opts.leaseSeconds / 3),
+    };
+  }
+
+  /** The trainer row, if this token owns it; 403 otherwise. */
+  async ownTrainer(p: Principal, trainerId: string): Promise<{ id: string; capabilities: Capabilities }> {
+    const { rows } = await this.pool.query(
+      `UPDATE trainers SET last_heartbeat = now() WHERE id = $1 AND token_id = $2 RETURNING id, capabilities`,
+      [trainerId, p.tokenId],
+    );
+    if (!rows[0])
+      throw new TRPCError({ code: 'FORBIDDEN', message: 'trainer not registered with this token' });
+    return rows[0];
+  }
+
+  async lease(p: Principal, input: LeaseInput): Promise<LeaseOutput> {
+    const trainer = await this.ownTrainer(p, input.trainerId);
+    const cap = input.capabilities ?? trainer.capabilities;
+    let free = input.freeSlots;
+    const leased: LeasedRun[] = [];
+    for (const queue of queuesFor(cap)) {
+      if (free <= 0) break;
+      await this.ensureQueue(queue);
+      const got = await withTx(this.pool, async (c) => {
+        const jobs = await this.boss.fetch<{ runId: string }>(queue, { batchSize: free, ...bossDb(c) });
+        const out: LeasedRun[] = [];
+        for (const job of jobs) {
+          const leaseId = randomUUID();
+          const { rows } = await c.query(
+            `UPDATE runs SET status = 'running', trainer_id = $3, lease_id = $4,
+               lease_expires_at = now() + make_interval(secs => $5), started_at = COALESCE(started_at, now())
+             WHERE id = $1 AND job_id = $2 AND status = 'queued'
+             RETURNING id, sweep_id, attempt, config, lease_expires_at, checkpoint_epoch, checkpoint_artifact_id`,
+            [job.data.runId, job.id, trainer.id, leaseId, this.opts.leaseSeconds],
+          );
+          const r = rows[0];
+          if (!r) {
+            // Canceled (or superseded) between enqueue and fetch: close the job, hand out nothing.
+            await this.boss.complete(queue, job.id, null, bossDb(c));
+            continue;
+          }
+          const resume =
+            r.checkpoint_artifact_id != null
+              ? {
+                  artifactId: r.checkpoint_artifact_id as string,
+                  epoch: r.checkpoint_epoch as number,
+                  downloadPath: `/artifacts/${r.checkpoint_artifact_id}/content`,
+                }
+              : null;
+          await this.event(c, r.id, resume ? 'resumed' : 'leased', r.attempt, {
+            trainerId: trainer.id,
+            leaseId,
+            ...(resume ? { fromEpoch: resume.epoch } : {}),
+          });
+          const steps = await c.query<{ name: string; step: number }>(
+            'SELECT name, max(step)::int AS step FROM metrics WHERE run_id = $1 GROUP BY name',
+            [r.id],
+          );
+          out.push({
+            runId: r.id,
+            leaseId,
+            attempt: r.attempt,
+            leaseExpiresAt: new Date(r.lease_expires_at).toISOString(),
+            sweepId: r.sweep_id,
+            config: r.config,
+            resume,
+            lastSteps: Object.fromEntries(steps.rows.map((s) => [s.name, s.step])),
+          });
+        }
+        return out;
+      });
+      free -= got.length;
+      leased.push(...got);
+    }
+    if (leased.length) {
+      await this.pool.query(`UPDATE trainers SET state = 'busy' WHERE id = $1`, [trainer.id]);
+      for (const r of leased)
+        this.hub.runStatus({ id: r.runId, sweepId: r.sweepId, status: 'running', attempt: r.attempt });
+    }
+    return { runs: leased, leaseSeconds: this.opts.leaseSeconds };
+  }
+
+  async heartbeat(
+    p: Principal,
+    input: HeartbeatInput & { runs: { runId: string; leaseId: string }[] },
+  ): Promise<HeartbeatOutput> {
+    const trainer = await this.ownTrainer(p, input.trainerId);
+    const out: HeartbeatOutput['runs'] = [];
+    for (const held of input.runs) {
+      const { rows } = await this.pool.query(
+        `UPDATE runs SET lease_expires_at = now() + make_interval(secs => $4)
+         WHERE id = $1 AND lease_id = $2 AND trainer_id = $3 AND status = 'running'
+         RETURNING lease_expires_at`,
+        [held.runId, held.leaseId, trainer.id, this.opts.leaseSeconds],
+      );
+      if (rows[0]) {
+        out.push({
+          runId: held.runId,
+          cancel: false,
+          leaseExpiresAt: new Date(rows[0].lease_expires_at).toISOString(),
+        });
+        continue;
+      }
+      const cur = await this.pool.query<{ status: RunStatus; lease_id: string | null }>(
+        'SELECT status, lease_id FROM runs WHERE id = $1',
+        [held.runId],
+      );
+      const s = cur.rows[0];
+      const reason = !s
+        ? 'run deleted'
+        : s.status === 'canceled'
+          ? 'canceled'
+          : s.status === 'running' || s.status === 'queued'
+            ? 'lease lost: the run was handed to another attempt'
+            : `run is ${s.status}`;
+      out.push({ runId: held.runId, cancel: true, reason });
+    }
+    await this.pool.query(`UPDATE trainers SET state = $2 WHERE id = $1`, [
+      trainer.id,
+      out.some((r) => !r.cancel) ? 'busy' : 'idle',
+    ]);
+    return { leaseSeconds: this.opts.leaseSeconds, runs: out };
+  }
+
+  /**
+   * Checks that this token's trainer holds the run under this lease. Anything else is 403, with the
+   * reason (canceled, lease lost...) in the message so the trainer knows to drop the run.
+   */
+  async assertHolder(c: Db, p: Principal, runId: string, leaseId: string, lock = false): Promise<HeldRow> {
+    const { rows } = await c.query<HeldRow & { token_id: string | null }>(
+      `SELECT r.id, r.sweep_id, r.status, r.lease_id, r.attempt, r.max_attempts, r.queue, r.job_id, r.trainer_id,
+              t.token_id
+       FROM runs r LEFT JOIN trainers t ON t.id = r.trainer_id WHERE r.id = $1 ${lock ? 'FOR UPDATE OF r' : ''}`,
+      [runId],
+    );
+    const r = rows[0];
+    if (!r || r.token_id !== p.tokenId) {
+      throw new TRPCError({ code: 'FORBIDDEN', message: 'this trainer does not hold that run' });
+    }
+    if (r.lease_id !== leaseId || r.status !== 'running') {
+      const why =
+        r.status === 'canceled'
+          ? 'run was canceled'
+          : r.status !== 'running'
+            ? `run is ${r.status}`
+            : 'lease lost';
+      throw new TRPCError({ code: 'FORBIDDEN', message: `this trainer no longer holds that run: ${why}` });
+    }
+    return r;
+  }
+
+  async complete(p: Principal, input: CompleteInput): Promise<RunStateOutput> {
+    const r = await withTx(this.pool, async (c) => {
+      const r = await this.assertHolder(c, p, input.runId, input.leaseId, true);
+      if (r.job_id) await this.boss.complete(r.queue, r.job_id, null, bossDb(c)).catch(() => {});
+      await c.query(
+        `UPDATE runs SET status = 'succeeded', finished_at = now(), lease_expires_at = NULL, error = NULL,
+           summary = $2, params = $3, timings = $4, backend = COALESCE($5, backend) WHERE id = $1`,
+        [
+          input.runId,
+          input.summary ? JSON.stringify(input.summary) : null,
+          input.params ? JSON.stringify(input.params) : null,
+          input.timings ? JSON.stringify(input.timings) : null,
+          input.backend ?? null,
+        ],
+      );
+      await this.event(c, input.runId, 'succeeded', r.attempt);
+      await this.maybeFinishSweep(c, r.sweep_id);
+      return r;
+    });
+    this.hub.runStatus({ id: r.id, sweepId: r.sweep_id, status: 'succeeded', attempt: r.attempt });
+    return { runId: r.id, status: 'succeeded', attempt: r.attempt };
+  }
+
+  async fail(p: Principal, input: FailInput & { retryable: boolean }): Promise<RunStateOutput> {
+    const out = await this.failOrRequeue(input.runId, input.error, input.retryable, async (c) =>
+      this.assertHolder(c, p, input.runId, input.leaseId, true),
+    );
+    return out!; // assertHolder throws rather than returning null
+  }
+
+  /** A lost lease or a retryable failure: requeue with attempt + 1 until maxAttempts, then fail. */
+  private async failOrRequeue(
+    runId: string,
+    reason: string,
+    retryable: boolean,
+    lock: (c: pg.PoolClient) => Promise<HeldRow | null>,
+    eventType = 'failed',
+  ): Promise<RunStateOutput | null> {
+    const res = await withTx(this.pool, async (c) => {
+      const r = await lock(c);
+      if (!r) return null;
+      if (r.job_id) await this.boss.fail(r.queue, r.job_id, { reason }, bossDb(c)).catch(() => {});
+      if (retryable && r.attempt < r.max_attempts) {
+        await this.ensureQueue(r.queue);
+        const jobId = await this.enqueue(c, r.queue, runId);
+        await c.query(
+          `UPDATE runs SET status = 'queued', attempt = attempt + 1, job_id = $2, trainer_id = NULL, lease_id = NULL,
+             lease_expires_at = NULL, error = $3 WHERE id = $1`,
+          [runId, jobId, reason],
+        );
+        await this.event(c, runId, eventType, r.attempt, { reason, requeued: true });
+        return { r, status: 'queued' as const, attempt: r.attempt + 1 };
+      }
+      const final =
+        retryable && r.attempt >= r.max_attempts ? `${reason} (gave up after ${r.attempt} attempts)` : reason;
+      await c.query(
+        `UPDATE runs SET status = 'failed', finished_at = now(), lease_expires_at = NULL, error = $2 WHERE id = $1`,
+        [runId, final],
+      );
+      await this.event(c, runId, eventType, r.attempt, { reason: final, requeued: false });
+      await this.maybeFinishSweep(c, r.sweep_id);
+      return { r, status: 'failed' as const, attempt: r.attempt, error: final };
+    });
+    if (!res) return null;
+    this.hub.runStatus({
+      id: runId,
+      sweepId: res.r.sweep_id,
+      status: res.status,
+      attempt: res.attempt,
+      error: 'error' in res ? res.error : reason,
+    });
+    if (res.status === 'queued') this.hub.workAvailable();
+    return { runId, status: res.status, attempt: res.attempt };
+  }
+
+  /** Requeues (or fails) runs whose trainer stopped heart-beating. Safe with several API instances. */
+  async reapExpired(): Promise<number> {
+    if (this.reaping) return 0;
+    this.reaping = true;
+    try {
+      const { rows } = await this.pool.query<{ id: string; trainer_id: string | null }>(
+        `SELECT id, trainer_id FROM runs WHERE status = 'running' AND lease_expires_at < now() LIMIT 200`,
+      );
+      let n = 0;
+      for (const row of rows) {
+        const done = await this.failOrRequeue(
+          row.id,
+          `lease expired: trainer ${row.trainer_id ?? '?'} missed heartbeats for ${this.opts.leaseSeconds}s`,
+          true,
+          async (c) => {
+            const { rows: locked } = await c.query<HeldRow>(
+              `SELECT id, sweep_id, status, lease_id, attempt, max_attempts, queue, job_id, trainer_id FROM runs
+               WHERE id = $1 AND status = 'running' AND lease_expires_at < now() FOR UPDATE SKIP LOCKED`,
+              [row.id],
+            );
+            return locked[0] ?? null;
+          },
+          'lease_expired',
+        );
+        if (done) n++;
+      }
+      if (n) {
+        await this.pool.query(
+          `UPDATE trainers SET state = 'offline' WHERE last_heartbeat < now() - make_interval(secs => $1)`,
+          [this.opts.leaseSeconds],
+        );
+      }
+      return n;
+    } finally {
+      this.reaping = false;
+    }
+  }
+}

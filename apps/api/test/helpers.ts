@@ -1,0 +1,92 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { type ApiHandle, type ApiOptions, createApi } from '../src/main.js';
+
+/** The CI/dev Postgres (trust auth). Each test file gets its own database, dropped afterwards. */
+export const PG_ADMIN_URL = process.env.HEADBENCH_TEST_PG ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
+
+export async function freshDatabase(): Promise<{ url: string; name: string; drop(): Promise<void> }> {
+  const name = `headbench_test_${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const u = new URL(PG_ADMIN_URL);
+  u.pathname = `/${name}`;
+  return {
+    url: u.toString(),
+    name,
+    async drop() {
+      const c = new pg.Client({ connectionString: PG_ADMIN_URL });
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await c.end();
+    },
+  };
+}
+
+export interface TestApi extends ApiHandle {
+  token: string;
+  dispose(): Promise<void>;
+}
+
+export async function startTestApi(opts: Partial<ApiOptions> = {}): Promise<TestApi> {
+  const db = await freshDatabase();
+  const home = await mkdtemp(join(tmpdir(), 'headbench-test-'));
+  const api = await createApi({ databaseUrl: db.url, home, port: 0, quiet: true, ...opts });
+  return {
+    ...api,
+    token: api.adminToken!,
+    async dispose() {
+      await api.close();
+      await db.drop();
+      await rm(home, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function waitFor<T>(
+  fn: () => Promise<T | undefined | false> | T | undefined | false,
+  ms = 15000,
+  what = 'condition',
+): Promise<T> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v as T;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export async function trpcRaw(
+  url: string,
+  path: string,
+  token: string | null,
+  input?: unknown,
+  method: 'GET' | 'POST' = 'POST',
+) {
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (token) headers.authorization = `Bearer ${token}`;
+  const res =
+    method === 'POST'
+      ? await fetch(`${url}/trpc/${path}`, {
+          method,
+          headers,
+          body: input === undefined ? undefined : typeof input === 'string' ? input : JSON.stringify(input),
+        })
+      : await fetch(
+          `${url}/trpc/${path}${input === undefined ? '' : `?input=${encodeURIComponent(JSON.stringify(input))}`}`,
+          { headers },
+        );
+  return {
+    status: res.status,
+    body: (await res.json()) as {
+      result?: { data: unknown };
+      error?: { message: string; data: { code: string; issues?: { path: string }[] } };
+    },
+  };
+}
