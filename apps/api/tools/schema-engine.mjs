@@ -211,7 +211,7 @@ const args = parseArgs(process.argv.slice(2));
 if (args.version) {
   const pkgDir = dirname(require.resolve('@prisma/schema-engine-wasm/schema_engine_bg'));
   const { version } = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8'));
-  process.stdout.write(`schema-engine-cli ${version.split('-').at(-1)}\n`);
+  process.stdout.write(`schema-engine-cli ${version.split('.').at(-1)}\n`);
 } else if (args.cli) {
   process.exitCode = await runCliCommand(args.cli, args.datasource);
 } else {

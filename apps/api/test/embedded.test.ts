@@ -1,0 +1,103 @@
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createHeadbenchClient } from '@headbench/client';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApi } from '../src/main.js';
+
+const apiDir = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+async function refusesConnections(url: string) {
+  const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000 });
+  try {
+    await c.connect();
+    await c.end();
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+describe('embedded Postgres (no DATABASE_URL)', () => {
+  let home: string;
+  const savedUrl = process.env.DATABASE_URL;
+  beforeAll(async () => {
+    delete process.env.DATABASE_URL;
+    // Under /tmp: as root, the postgres user must be able to reach the data directory.
+    home = await mkdtemp(join(tmpdir(), 'headbench-home-'));
+  });
+  afterAll(async () => {
+    if (savedUrl !== undefined) process.env.DATABASE_URL = savedUrl;
+    await rm(home, { recursive: true, force: true });
+  });
+
+  it('starts, keeps data across a restart, and stops cleanly', async () => {
+    const api = await createApi({ home, port: 0, quiet: true });
+    expect(api.databaseUrl).toMatch(/^postgresql:\/\/postgres:.+@127\.0\.0\.1:\d+\/headbench$/);
+    expect(api.adminToken).toMatch(/^hb_/);
+    const tokenFile = join(home, 'admin-token');
+    expect((await stat(tokenFile)).mode & 0o777).toBe(0o600);
+    expect((await readFile(tokenFile, 'utf8')).trim()).toBe(api.adminToken);
+    const client = createHeadbenchClient({ url: api.url, token: api.adminToken! });
+    const sweep = await client.sweeps.create.mutate({
+      name: 'kept',
+      datasets: ['generated:flowers17'],
+      backbones: ['smallcnn'],
+      heads: ['gap'],
+      optimizers: ['sgd'],
+      epochs: 1,
+      batchSize: 4,
+      size: 32,
+      lr: 0.01,
+    });
+    await api.close();
+    expect(await refusesConnections(api.databaseUrl)).toBe(true);
+    expect(existsSync(join(home, 'pg', 'postmaster.pid'))).toBe(false);
+
+    const again = await createApi({ home, port: 0, quiet: true });
+    try {
+      expect(again.adminToken).toBe(api.adminToken); // same token, read back from the state dir
+      const c2 = createHeadbenchClient({ url: again.url, token: again.adminToken! });
+      const list = await c2.sweeps.list.query();
+      expect(list.map((s) => s.id)).toEqual([sweep.id]);
+      expect(list[0].runs).toEqual({ queued: 1 });
+    } finally {
+      await again.close();
+    }
+    expect(await refusesConnections(again.databaseUrl)).toBe(true);
+  });
+
+  it('the CLI start stops Postgres on SIGTERM', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+      cwd: apiDir,
+      env: { ...process.env, HEADBENCH_HOME: home, PORT: '0', DATABASE_URL: '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    child.stderr.on('data', (d) => {
+      out += d;
+    });
+    const started = Date.now();
+    while (!/headbench api on (http:\/\/\S+)/.test(out)) {
+      if (child.exitCode !== null || Date.now() - started > 60_000)
+        throw new Error(`API did not start:\n${out}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const url = out.match(/headbench api on (http:\/\/\S+)/)![1];
+    expect((await fetch(`${url}/health`)).status).toBe(200);
+    expect(existsSync(join(home, 'pg', 'postmaster.pid'))).toBe(true);
+    const code = await new Promise<number | null>((res) => {
+      child.on('exit', (c) => res(c));
+      child.kill('SIGTERM');
+    });
+    expect(code).toBe(0);
+    expect(existsSync(join(home, 'pg', 'postmaster.pid'))).toBe(false);
+  });
+});
