@@ -1,0 +1,433 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { backend_util } from '@tensorflow/tfjs-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ADDED_KERNELS, initBackend, REPLACED_KERNELS } from '../src/index.js';
+import { compareKernel, maxAbs, rand, relErr, runKernelOn } from './helpers.js';
+
+const TOL = 1e-5;
+type Pad = 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]];
+
+beforeAll(async () => {
+  await initBackend('cpu');
+  await initBackend('wasm');
+});
+
+/** Backbone-style conv shapes: batch > 1, non-square, strides 1/2, SAME/VALID/explicit, 1x1..7x7. */
+const CONV_CASES: {
+  name: string;
+  x: [number, number, number, number];
+  k: number;
+  co: number;
+  s: number;
+  pad: Pad;
+}[] = [
+  { name: '3x3 SAME s1', x: [2, 9, 7, 3], k: 3, co: 4, s: 1, pad: 'same' },
+  { name: '3x3 SAME s2', x: [2, 9, 8, 5], k: 3, co: 6, s: 2, pad: 'same' },
+  { name: '3x3 VALID s1', x: [2, 8, 6, 4], k: 3, co: 3, s: 1, pad: 'valid' },
+  { name: '3x3 VALID s2 (unread last row)', x: [2, 10, 7, 3], k: 3, co: 4, s: 2, pad: 'valid' },
+  { name: '1x1 VALID s1', x: [3, 5, 6, 8], k: 1, co: 5, s: 1, pad: 'valid' },
+  { name: '1x1 SAME s2', x: [2, 7, 7, 4], k: 1, co: 3, s: 2, pad: 'same' },
+  { name: '5x5 SAME s1', x: [2, 8, 8, 3], k: 5, co: 4, s: 1, pad: 'same' },
+  { name: '7x7 SAME s2', x: [2, 15, 13, 3], k: 7, co: 8, s: 2, pad: 'same' },
+  { name: '7x7 VALID s2', x: [1, 16, 16, 3], k: 7, co: 4, s: 2, pad: 'valid' },
+  {
+    name: '3x3 explicit pad s2',
+    x: [2, 8, 9, 3],
+    k: 3,
+    co: 4,
+    s: 2,
+    pad: [
+      [0, 0],
+      [1, 2],
+      [0, 1],
+      [0, 0],
+    ],
+  },
+];
+
+function outShape(x: number[], filter: number[], s: number, pad: Pad, depthwise: boolean, dil = 1): number[] {
+  const info = backend_util.computeConv2DInfo(
+    x as [number, number, number, number],
+    filter as [number, number, number, number],
+    s,
+    dil,
+    pad,
+    undefined,
+    depthwise,
+  );
+  return info.outShape;
+}
+
+const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
+
+describe('Conv2D gradients on wasm match the cpu backend', () => {
+  CONV_CASES.forEach(({ name, x, k, co, s, pad }, i) => {
+    const filterShape = [k, k, x[3], co];
+    const dyShape = outShape(x, filterShape, s, pad, false);
+    const xIn = { shape: x, data: rand(size(x), 10 + i) };
+    const dyIn = { shape: dyShape, data: rand(size(dyShape), 100 + i) };
+    const wIn = { shape: filterShape, data: rand(size(filterShape), 200 + i) };
+
+    it(`Conv2DBackpropFilter ${name}`, async () => {
+      const r = await compareKernel(
+        'Conv2DBackpropFilter',
+        { x: xIn, dy: dyIn },
+        { strides: s, pad, dataFormat: 'NHWC', filterShape },
+      );
+      expect(r.wasm.shape).toEqual(filterShape);
+      expect(maxAbs(r.cpu.data)).toBeGreaterThan(0.1);
+      expect(r.err).toBeLessThanOrEqual(TOL);
+    });
+
+    it(`Conv2DBackpropInput ${name}`, async () => {
+      const r = await compareKernel(
+        'Conv2DBackpropInput',
+        { dy: dyIn, filter: wIn },
+        { strides: s, pad, dataFormat: 'NHWC', inputShape: x },
+      );
+      expect(r.wasm.shape).toEqual(x);
+      expect(maxAbs(r.cpu.data)).toBeGreaterThan(0.1);
+      expect(r.err).toBeLessThanOrEqual(TOL);
+    });
+  });
+
+  it('NCHW data format (filter and input gradients)', async () => {
+    const xNhwc = [2, 6, 5, 3];
+    const filterShape = [3, 3, 3, 4];
+    const dyNhwc = outShape(xNhwc, filterShape, 2, 'same', false);
+    const toNchw = (s: number[]) => [s[0], s[3], s[1], s[2]];
+    const xIn = { shape: toNchw(xNhwc), data: rand(size(xNhwc), 1) };
+    const dyIn = { shape: toNchw(dyNhwc), data: rand(size(dyNhwc), 2) };
+    const f = await compareKernel(
+      'Conv2DBackpropFilter',
+      { x: xIn, dy: dyIn },
+      { strides: 2, pad: 'same', dataFormat: 'NCHW', filterShape },
+    );
+    expect(f.err).toBeLessThanOrEqual(TOL);
+    const wIn = { shape: filterShape, data: rand(size(filterShape), 3) };
+    const d = await compareKernel(
+      'Conv2DBackpropInput',
+      { dy: dyIn, filter: wIn },
+      { strides: 2, pad: 'same', dataFormat: 'NCHW', inputShape: toNchw(xNhwc) },
+    );
+    expect(d.wasm.shape).toEqual(toNchw(xNhwc));
+    expect(d.err).toBeLessThanOrEqual(TOL);
+  });
+
+  it('the error measure catches a real mistake (a kernel run with the wrong padding)', async () => {
+    // Same shapes, different math: SAME vs explicit 1-pixel padding on a 3x3 s2 conv over an even size
+    // differ only by a one-pixel shift of the padding. The measure must flag it far above TOL.
+    const x = [2, 8, 8, 3];
+    const filterShape = [3, 3, 3, 4];
+    const xIn = { shape: x, data: rand(size(x), 5) };
+    const dyIn = { shape: [2, 4, 4, 4], data: rand(2 * 4 * 4 * 4, 6) };
+    const same = await compareKernel(
+      'Conv2DBackpropFilter',
+      { x: xIn, dy: dyIn },
+      { strides: 2, pad: 'same', dataFormat: 'NHWC', filterShape },
+    );
+    const shifted = await compareKernel(
+      'Conv2DBackpropFilter',
+      { x: xIn, dy: dyIn },
+      {
+        strides: 2,
+        pad: [
+          [0, 0],
+          [1, 0],
+          [1, 0],
+          [0, 0],
+        ],
+        dataFormat: 'NHWC',
+        filterShape,
+      },
+    );
+    expect(same.err).toBeLessThanOrEqual(TOL);
+    expect(relErr(shifted.wasm.data, same.cpu.data)).toBeGreaterThan(0.05);
+    // A single element off by 1e-4 of the scale is caught too.
+    const nudged = Float32Array.from(same.cpu.data);
+    nudged[7] += 1e-4 * maxAbs(nudged);
+    expect(relErr(nudged, same.cpu.data)).toBeGreaterThan(TOL);
+  });
+});
+
+const DW_CASES: { name: string; x: [number, number, number, number]; m: number; s: number; pad: Pad }[] = [
+  { name: '3x3 SAME s1', x: [2, 8, 7, 4], m: 1, s: 1, pad: 'same' },
+  { name: '3x3 VALID s2 (after ZeroPadding)', x: [2, 9, 9, 5], m: 1, s: 2, pad: 'valid' },
+  { name: '3x3 SAME s2', x: [2, 8, 10, 3], m: 1, s: 2, pad: 'same' },
+  { name: '3x3 SAME s1 multiplier 2', x: [2, 6, 7, 3], m: 2, s: 1, pad: 'same' },
+];
+
+describe('depthwise conv gradients on wasm match the cpu backend', () => {
+  DW_CASES.forEach(({ name, x, m, s, pad }, i) => {
+    const k = 3;
+    const dil = 1;
+    const filterShape = [k, k, x[3], m];
+    const dyShape = outShape(x, filterShape, s, pad, true, dil);
+    const xIn = { shape: x, data: rand(size(x), 300 + i) };
+    const dyIn = { shape: dyShape, data: rand(size(dyShape), 400 + i) };
+    const wIn = { shape: filterShape, data: rand(size(filterShape), 500 + i) };
+
+    it(`DepthwiseConv2dNativeBackpropFilter ${name}`, async () => {
+      const r = await compareKernel(
+        'DepthwiseConv2dNativeBackpropFilter',
+        { x: xIn, dy: dyIn },
+        { strides: s, pad, dilations: dil, filterShape },
+      );
+      expect(r.wasm.shape).toEqual(filterShape);
+      expect(maxAbs(r.cpu.data)).toBeGreaterThan(0.1);
+      expect(r.err).toBeLessThanOrEqual(TOL);
+    });
+
+    it(`DepthwiseConv2dNativeBackpropInput ${name}`, async () => {
+      const r = await compareKernel(
+        'DepthwiseConv2dNativeBackpropInput',
+        { dy: dyIn, filter: wIn },
+        { strides: s, pad, dilations: dil, inputShape: x },
+      );
+      expect(r.wasm.shape).toEqual(x);
+      expect(maxAbs(r.cpu.data)).toBeGreaterThan(0.1);
+      expect(r.err).toBeLessThanOrEqual(TOL);
+    });
+  });
+});
+
+describe('depthwise gradients with dilation 2 (reference: cpu on the zero-inserted 5x5 filter)', () => {
+  // The cpu kernels ignore the dilations attr, so the reference is the equivalent undilated conv:
+  // a 3x3 filter at dilation 2 is a 5x5 filter with zeros between the taps.
+  const x = [2, 11, 10, 3];
+  const filterShape = [3, 3, 3, 1];
+  const wide = [5, 5, 3, 1];
+  const dyShape = outShape(x, wide, 1, 'valid', true);
+  const xIn = { shape: x, data: rand(size(x), 31) };
+  const dyIn = { shape: dyShape, data: rand(size(dyShape), 32) };
+  const w = rand(size(filterShape), 33);
+  const wWide = new Float32Array(size(wide));
+  for (let i = 0; i < 3; i++)
+    for (let j = 0; j < 3; j++)
+      for (let c = 0; c < 3; c++) wWide[(i * 2 * 5 + j * 2) * 3 + c] = w[(i * 3 + j) * 3 + c];
+
+  it('DepthwiseConv2dNativeBackpropFilter', async () => {
+    const got = await runKernelOn(
+      'wasm',
+      'DepthwiseConv2dNativeBackpropFilter',
+      { x: xIn, dy: dyIn },
+      {
+        strides: 1,
+        pad: 'valid',
+        dilations: 2,
+        filterShape,
+      },
+    );
+    const ref = await runKernelOn(
+      'cpu',
+      'DepthwiseConv2dNativeBackpropFilter',
+      { x: xIn, dy: dyIn },
+      {
+        strides: 1,
+        pad: 'valid',
+        dilations: 1,
+        filterShape: wide,
+      },
+    );
+    const taps = new Float32Array(size(filterShape));
+    for (let i = 0; i < 3; i++)
+      for (let j = 0; j < 3; j++)
+        for (let c = 0; c < 3; c++) taps[(i * 3 + j) * 3 + c] = ref.data[(i * 2 * 5 + j * 2) * 3 + c];
+    expect(got.shape).toEqual(filterShape);
+    expect(relErr(got.data, taps)).toBeLessThanOrEqual(TOL);
+  });
+
+  it('DepthwiseConv2dNativeBackpropInput', async () => {
+    const got = await runKernelOn(
+      'wasm',
+      'DepthwiseConv2dNativeBackpropInput',
+      { dy: dyIn, filter: { shape: filterShape, data: w } },
+      {
+        strides: 1,
+        pad: 'valid',
+        dilations: 2,
+        inputShape: x,
+      },
+    );
+    const ref = await runKernelOn(
+      'cpu',
+      'DepthwiseConv2dNativeBackpropInput',
+      { dy: dyIn, filter: { shape: wide, data: wWide } },
+      {
+        strides: 1,
+        pad: 'valid',
+        dilations: 1,
+        inputShape: x,
+      },
+    );
+    expect(maxAbs(ref.data)).toBeGreaterThan(0.1);
+    expect(relErr(got.data, ref.data)).toBeLessThanOrEqual(TOL);
+  });
+});
+
+describe('BatchMatMul replacement matches the cpu backend', () => {
+  const cases: { a: number[]; b: number[]; tA: boolean; tB: boolean }[] = [
+    { a: [8, 16], b: [16, 12], tA: false, tB: false },
+    { a: [16, 8], b: [16, 12], tA: true, tB: false },
+    { a: [8, 16], b: [12, 16], tA: false, tB: true },
+    { a: [16, 8], b: [12, 16], tA: true, tB: true },
+    { a: [3, 40, 36], b: [3, 40, 33], tA: true, tB: false },
+    { a: [1, 40, 36], b: [3, 33, 36], tA: false, tB: true },
+    { a: [4, 3, 5], b: [4, 5, 2], tA: false, tB: false },
+    { a: [2, 3, 34, 33], b: [2, 3, 34, 35], tA: true, tB: false },
+  ];
+  cases.forEach(({ a, b, tA, tB }, i) => {
+    it(`${a} x ${b} transposeA=${tA} transposeB=${tB}`, async () => {
+      const r = await compareKernel(
+        'BatchMatMul',
+        { a: { shape: a, data: rand(size(a), 600 + i) }, b: { shape: b, data: rand(size(b), 700 + i) } },
+        { transposeA: tA, transposeB: tB },
+      );
+      expect(maxAbs(r.cpu.data)).toBeGreaterThan(0.1);
+      expect(r.err).toBeLessThanOrEqual(TOL);
+    });
+  });
+});
+
+describe('reduction, Tile and segment kernels match the cpu backend', () => {
+  const x = [6, 5, 4, 3];
+  const xIn = { shape: x, data: rand(size(x), 800) };
+  for (const kernel of ['Sum', 'Mean']) {
+    for (const [axis, keepDims] of [
+      [[0, 1, 2], false],
+      [[0], true],
+      [[2, 0, 1], true],
+      [[1, 2], false],
+      [[-1], false],
+      [[0, 1, 2, 3], false],
+    ] as [number[], boolean][]) {
+      it(`${kernel} axis=${axis} keepDims=${keepDims}`, async () => {
+        const r = await compareKernel(kernel, { x: xIn }, { axis, keepDims });
+        expect(r.wasm.shape).toEqual(r.cpu.shape);
+        expect(r.err).toBeLessThanOrEqual(TOL);
+      });
+    }
+  }
+
+  it('Sum of int32 over leading axes (stock path) stays exact', async () => {
+    const data = Int32Array.from(rand(60, 9), (v) => Math.round(v * 100));
+    const r = await compareKernel('Sum', { x: { shape: [4, 5, 3], data, dtype: 'int32' } }, { axis: [0, 1] });
+    expect(Array.from(r.wasm.data)).toEqual(Array.from(r.cpu.data));
+  });
+
+  for (const [shape, reps, dtype] of [
+    [[1, 1, 1, 5], [3, 4, 2, 1], 'float32'],
+    [[2, 3], [2, 3], 'float32'],
+    [[3, 1, 2], [1, 4, 2], 'int32'],
+    [[4], [3], 'float32'],
+    [[2, 1, 3, 2], [2, 3, 1, 5], 'float32'],
+  ] as [number[], number[], 'float32' | 'int32'][]) {
+    it(`Tile ${shape} x ${reps} ${dtype}`, async () => {
+      const vals = rand(size(shape), 900);
+      const data = dtype === 'int32' ? Int32Array.from(vals, (v) => Math.round(v * 50)) : vals;
+      const r = await compareKernel('Tile', { x: { shape, data, dtype } }, { reps });
+      expect(r.wasm.shape).toEqual(shape.map((s, i) => s * reps[i]));
+      expect(Array.from(r.wasm.data)).toEqual(Array.from(r.cpu.data));
+    });
+  }
+
+  it('UnsortedSegmentSum (ids out of range are dropped)', async () => {
+    const ids = Int32Array.from([0, 2, 2, 4, -1, 1, 0, 5, 3, 2]);
+    const r = await compareKernel(
+      'UnsortedSegmentSum',
+      {
+        x: { shape: [10, 3, 2], data: rand(60, 901) },
+        segmentIds: { shape: [10], data: ids, dtype: 'int32' },
+      },
+      { numSegments: 5 },
+    );
+    expect(r.wasm.shape).toEqual([5, 3, 2]);
+    expect(maxAbs(r.cpu.data)).toBeGreaterThan(0.1);
+    expect(r.err).toBeLessThanOrEqual(TOL);
+  });
+
+  it('UnsortedSegmentSum int32', async () => {
+    const ids = Int32Array.from([1, 0, 1, 2, 2, 0]);
+    const data = Int32Array.from(rand(24, 902), (v) => Math.round(v * 9));
+    const r = await compareKernel(
+      'UnsortedSegmentSum',
+      { x: { shape: [6, 4], data, dtype: 'int32' }, segmentIds: { shape: [6], data: ids, dtype: 'int32' } },
+      { numSegments: 3 },
+    );
+    expect(r.wasm.shape).toEqual([3, 4]);
+    expect(Array.from(r.wasm.data)).toEqual(Array.from(r.cpu.data));
+  });
+});
+
+describe('gradients through ops that use the new kernels', () => {
+  async function gradOn(backend: 'wasm' | 'cpu', f: (x: tf.Tensor) => tf.Tensor, x: number[], seed: number) {
+    await initBackend(backend);
+    return tf.tidy(() => {
+      const xt = tf.tensor(rand(size(x), seed), x);
+      return tf
+        .grad((v: tf.Tensor) =>
+          tf.sum(tf.mul(f(v), tf.tensor(rand(size(f(v).shape), seed + 1), f(v).shape))),
+        )(xt)
+        .dataSync();
+    });
+  }
+
+  it('MaxPoolGrad with ties (ReLU zeros), 2x2/2 and 3x3/2 SAME', async () => {
+    const pool = (v: tf.Tensor) =>
+      tf.add(
+        tf.sum(tf.maxPool(tf.relu(v) as tf.Tensor4D, 2, 2, 'valid')),
+        tf.maxPool(tf.relu(v) as tf.Tensor4D, 3, 2, 'same'),
+      );
+    const w = await gradOn('wasm', pool, [2, 9, 8, 5], 1000);
+    const c = await gradOn('cpu', pool, [2, 9, 8, 5], 1000);
+    expect(maxAbs(c)).toBeGreaterThan(0.1);
+    expect(relErr(w, c)).toBeLessThanOrEqual(TOL);
+  });
+
+  it('gather gradient (UnsortedSegmentSum) through tf.grad', async () => {
+    const idx = [3, 1, 3, 0, 2, 3];
+    const g = (v: tf.Tensor) => tf.gather(v, tf.tensor1d(idx, 'int32'));
+    const w = await gradOn('wasm', g, [5, 4], 1100);
+    const c = await gradOn('cpu', g, [5, 4], 1100);
+    expect(relErr(w, c)).toBeLessThanOrEqual(TOL);
+  });
+});
+
+describe('kernel memory hygiene on wasm', () => {
+  it('every added and replaced kernel frees its intermediates', async () => {
+    await initBackend('wasm');
+    const backend = tf.engine().backend;
+    const x = tf.tensor(rand(2 * 9 * 8 * 4, 1), [2, 9, 8, 4]);
+    const w = tf.tensor(rand(3 * 3 * 4 * 6, 2), [3, 3, 4, 6]);
+    const dw = tf.tensor(rand(3 * 3 * 4, 3), [3, 3, 4, 1]);
+    const ids = tf.tensor1d([1, 0], 'int32');
+    const x2 = tf.reshape(x, [72, 8]);
+    const calls: Record<string, () => tf.Tensor> = {
+      Conv2DBackpropFilter: () =>
+        tf.grad((f: tf.Tensor) => tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, 2, 'same'))(w),
+      Conv2DBackpropInput: () =>
+        tf.grad((v: tf.Tensor) => tf.conv2d(v as tf.Tensor4D, w as tf.Tensor4D, 1, 'same'))(x),
+      DepthwiseConv2dNativeBackpropFilter: () =>
+        tf.grad((f: tf.Tensor) => tf.depthwiseConv2d(x as tf.Tensor4D, f as tf.Tensor4D, 2, 'same'))(dw),
+      DepthwiseConv2dNativeBackpropInput: () =>
+        tf.grad((v: tf.Tensor) => tf.depthwiseConv2d(v as tf.Tensor4D, dw as tf.Tensor4D, 1, 'same'))(x),
+      UnsortedSegmentSum: () => tf.unsortedSegmentSum(x, ids, 3),
+      BatchMatMul: () => tf.matMul(x2, x2, true, false),
+      Tile: () => tf.tile(x, [1, 2, 1, 3]),
+      Sum: () => tf.sum(x, [0, 1, 2]),
+      Mean: () => tf.mean(x, [0, 1]),
+      MaxPoolGrad: () => tf.grad((v: tf.Tensor) => tf.maxPool(v as tf.Tensor4D, 2, 2, 'same'))(x),
+    };
+    expect(Object.keys(calls).sort()).toEqual([...ADDED_KERNELS, ...REPLACED_KERNELS].sort());
+    for (const [name, call] of Object.entries(calls)) {
+      const tensors = tf.memory().numTensors;
+      const dataIds = backend.numDataIds();
+      const out = call();
+      out.dataSync();
+      out.dispose();
+      expect({ name, tensors: tf.memory().numTensors }).toEqual({ name, tensors });
+      expect({ name, dataIds: backend.numDataIds() }).toEqual({ name, dataIds });
+    }
+    tf.dispose([x, w, dw, ids, x2]);
+  });
+});
