@@ -1,6 +1,8 @@
 import { mkdir, readFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { Worker } from 'node:worker_threads';
 import {
   BACKBONE_NAMES,
   BACKEND_NAMES,
@@ -11,15 +13,16 @@ import {
   type HeadName,
   OPTIMIZER_NAMES,
   type OptimizerName,
+  openDataset,
   type RunConfig,
   type RunResult,
   runConfigHash,
   type Trainable,
-  trainRun,
   validateRunConfig,
   writeReport,
 } from '@headbench/core';
 import { Progress } from './progress.js';
+import type { ThreadJob, ThreadMessage } from './run-thread.js';
 
 /** Every flag of `headbench compare`, with its default and what it means (also the help text). */
 const FLAGS = {
@@ -75,6 +78,7 @@ const FLAGS = {
     default: '.headbench',
     help: 'state folder: generated datasets and the feature cache',
   },
+  parallel: { type: 'string', help: 'runs trained at once, one thread each (default: one per core)' },
   quiet: { type: 'boolean', help: 'no progress bar' },
   help: { type: 'boolean', short: 'h', help: 'show this help' },
 } as const;
@@ -99,6 +103,7 @@ export interface ComparePlan {
   backend: BackendName;
   featureCache: boolean;
   quiet: boolean;
+  parallel: number;
 }
 
 /** Parse and validate flags; every problem names the flag and its valid values. */
@@ -213,6 +218,10 @@ export function parseCompareArgs(argv: string[]): ComparePlan | 'help' {
     backend: oneOf<BackendName>('backend', BACKEND_NAMES),
     featureCache: !values['no-feature-cache'],
     quiet: !!values.quiet,
+    parallel:
+      str('parallel') !== undefined
+        ? number('parallel', { integer: true, min: 1, max: 64 })
+        : availableParallelism(),
   };
 }
 
@@ -241,57 +250,109 @@ function parseEarlyStopping(spec: string): NonNullable<RunConfig['earlyStopping'
   return { monitor, patience: Number(patience) };
 }
 
-/** Run the plan: finished runs (result.json with the same config) are kept, interrupted ones resume. */
+/**
+ * Run the plan: finished runs (result.json with the same config) are kept, interrupted ones resume from
+ * their checkpoint. Runs train in worker threads, `parallel` at a time; each thread has its own wasm
+ * instance, so two runs use two cores. A run whose weights are `run:<id>` of this plan waits for it.
+ */
 export async function runCompare(plan: ComparePlan): Promise<RunResult[]> {
   await mkdir(plan.out, { recursive: true });
+  // Open (and generate) each dataset once up front: bad input fails before any training, and
+  // parallel runs never race to generate the same files.
+  for (const uri of new Set(plan.runs.map((r) => r.config.dataset))) {
+    const classes = plan.runs.find((r) => r.config.dataset === uri)?.config.classes;
+    await openDataset(uri, { cacheDir: join(plan.home, 'datasets'), classes });
+  }
   const progress = new Progress(plan.runs.length, plan.quiet);
-  const results: RunResult[] = [];
-  for (const [i, run] of plan.runs.entries()) {
+  const results = new Map<string, RunResult>();
+  const finished = new Map<string, Promise<void>>();
+  const pending = [...plan.runs.entries()];
+  let inputError: HeadbenchInputError | undefined;
+
+  const runOne = async (index: number, run: ComparePlan['runs'][number]): Promise<void> => {
     const runDir = join(plan.out, 'runs', run.id);
     const done = await readFile(join(runDir, 'result.json'), 'utf8')
       .then((s) => JSON.parse(s) as RunResult)
       .catch(() => undefined);
     if (done?.status === 'succeeded' && runConfigHash(done.config) === runConfigHash(run.config)) {
-      progress.note(`[${i + 1}/${plan.runs.length}] ${run.id}: already done, kept`);
-      results.push(done);
-      continue;
+      progress.note(`[${index + 1}/${plan.runs.length}] ${run.id}: already done, kept`);
+      results.set(run.id, done);
+      return;
     }
-    progress.startRun(i, run.id, run.config.epochs);
-    try {
-      const result = await trainRun({
-        config: run.config,
-        runId: run.id,
-        runDir,
-        outDir: plan.out,
-        home: plan.home,
-        backend: plan.backend,
-        featureCache: plan.featureCache,
-        resolveWeights: async (ref) => join(plan.out, 'runs', ref.slice('run:'.length), 'model'),
-        onBatch: (m) => progress.batch(m),
-        onEpoch: (m) => progress.epoch(m),
-        onLog: (msg) => progress.log(msg),
+    const dependency = run.config.weights.startsWith('run:')
+      ? finished.get(run.config.weights.slice(4))
+      : undefined;
+    await dependency;
+    progress.startRun(index, run.id, run.config.epochs);
+    const job: ThreadJob = {
+      config: run.config,
+      runId: run.id,
+      runDir,
+      outDir: plan.out,
+      home: plan.home,
+      backend: plan.backend,
+      featureCache: plan.featureCache,
+      runsDir: join(plan.out, 'runs'),
+    };
+    const outcome = await new Promise<ThreadMessage>((resolveRun) => {
+      const worker = new Worker(new URL('../bin/run-thread.js', import.meta.url), { workerData: job });
+      let last: ThreadMessage | undefined;
+      worker.on('message', (m: ThreadMessage) => {
+        if (m.type === 'batch') progress.batch(run.id, m.metrics);
+        else if (m.type === 'epoch') progress.epoch(run.id, m.metrics);
+        else if (m.type === 'log') progress.log(run.id, m.message);
+        else last = m;
       });
-      progress.endRun(result);
-      results.push(result);
-    } catch (err) {
-      if (err instanceof HeadbenchInputError) throw err;
-      progress.note(`${run.id} failed: ${(err as Error).message}`);
-      results.push({
-        id: run.id,
-        config: run.config,
-        backend: 'unknown',
-        dataset: { name: '', uri: run.config.dataset, contentHash: '', classes: [], train: 0, test: 0 },
-        params: { trainable: 0, frozen: 0, total: 0, backbone: 0, head: 0 },
-        epochs: [],
-        status: 'failed',
-        error: (err as Error).message,
-        timings: { started: new Date().toISOString(), seconds: 0 },
+      worker.on('error', (err) => {
+        last = { type: 'error', message: err.message, input: false };
       });
+      worker.on('exit', (code) =>
+        resolveRun(
+          last ?? { type: 'error', message: `training thread exited with code ${code}`, input: false },
+        ),
+      );
+    });
+    if (outcome.type === 'done') {
+      progress.endRun(outcome.result);
+      results.set(run.id, outcome.result);
+      return;
     }
-  }
-  const { files } = await writeReport(results, plan.out);
+    if (outcome.type === 'error' && outcome.input) inputError ??= new HeadbenchInputError(outcome.message);
+    const message = outcome.type === 'error' ? outcome.message : 'unknown failure';
+    progress.failRun(run.id, message);
+    results.set(run.id, {
+      id: run.id,
+      config: run.config,
+      backend: 'unknown',
+      dataset: { name: '', uri: run.config.dataset, contentHash: '', classes: [], train: 0, test: 0 },
+      params: { trainable: 0, frozen: 0, total: 0, backbone: 0, head: 0 },
+      epochs: [],
+      status: 'failed',
+      error: message,
+      timings: { started: new Date().toISOString(), seconds: 0 },
+    });
+  };
+
+  // Each run's completion is a promise, so a transfer run (weights run:<id>) can wait for its source.
+  const release = new Map<string, () => void>();
+  for (const run of plan.runs) finished.set(run.id, new Promise<void>((r) => release.set(run.id, r)));
+  // A simple pool: `parallel` lanes take the next pending run.
+  const lanes = Array.from({ length: Math.max(1, Math.min(plan.parallel, plan.runs.length)) }, async () => {
+    for (let next = pending.shift(); next && !inputError; next = pending.shift()) {
+      const [index, run] = next;
+      try {
+        await runOne(index, run);
+      } finally {
+        release.get(run.id)!();
+      }
+    }
+  });
+  await Promise.all(lanes);
+  if (inputError) throw inputError;
+  const ordered = plan.runs.map((r) => results.get(r.id)!).filter(Boolean);
+  const { files } = await writeReport(ordered, plan.out);
   progress.note(
     `wrote ${files.length} files to ${plan.out} (report.md, results.json, metrics.csv, figures/)`,
   );
-  return results;
+  return ordered;
 }

@@ -1,9 +1,20 @@
 import type { BatchMetrics, EpochMetrics, RunResult } from '@headbench/core';
 
-/** A one-line live progress bar per run on a terminal; plain epoch lines when output is not a TTY. */
+interface Active {
+  id: string;
+  epochs: number;
+  started: number;
+  batchesPerEpoch: number;
+  last?: BatchMetrics;
+}
+
+/**
+ * Live progress on a terminal: one status line with every active run (epoch, batch, loss, accuracy, ETA),
+ * and a permanent line per finished epoch. Without a TTY only the permanent lines are printed.
+ */
 export class Progress {
   private readonly tty = process.stderr.isTTY === true;
-  private run = { index: 0, id: '', epochs: 0, started: 0, batchesPerEpoch: 0 };
+  private readonly active = new Map<string, Active>();
   private lastDraw = 0;
 
   constructor(
@@ -12,47 +23,58 @@ export class Progress {
   ) {}
 
   startRun(index: number, id: string, epochs: number): void {
-    this.run = { index, id, epochs, started: Date.now(), batchesPerEpoch: 0 };
-    this.note(`[${index + 1}/${this.total}] ${id}`);
+    this.active.set(id, { id, epochs, started: Date.now(), batchesPerEpoch: 0 });
+    this.note(`[${index + 1}/${this.total}] ${id}: started`);
   }
 
-  batch(m: BatchMetrics): void {
+  batch(id: string, m: BatchMetrics): void {
+    const run = this.active.get(id);
+    if (!run) return;
+    if (m.epoch === 1) run.batchesPerEpoch = Math.max(run.batchesPerEpoch, m.step);
+    run.last = m;
     if (this.quiet || !this.tty) return;
-    if (m.epoch === 1) this.run.batchesPerEpoch = Math.max(this.run.batchesPerEpoch, m.step);
     const now = Date.now();
-    if (now - this.lastDraw < 100) return;
+    if (now - this.lastDraw < 150) return;
     this.lastDraw = now;
-    const per = this.run.batchesPerEpoch || 1;
-    const done = (m.epoch - 1) * per + (((m.step - 1) % per) + 1);
-    const totalSteps = per * this.run.epochs;
-    const frac = Math.min(1, done / totalSteps);
-    const eta = frac > 0 ? ((now - this.run.started) / frac) * (1 - frac) : 0;
-    const width = 24;
-    const bar = '█'.repeat(Math.round(frac * width)).padEnd(width, '░');
-    process.stderr.write(
-      `\r${bar} epoch ${m.epoch}/${this.run.epochs} batch ${((m.step - 1) % per) + 1}/${per} ` +
-        `loss ${m.loss.toFixed(4)} acc ${m.accuracy.toFixed(3)} ${m.images_per_s.toFixed(0)} img/s ETA ${formatDuration(eta)}   `,
+    const parts = [...this.active.values()].filter((r) => r.last).map((r) => this.describe(r, now));
+    process.stderr.write(`\r\x1b[K${parts.join(' | ')}`.slice(0, (process.stderr.columns ?? 160) + 4));
+  }
+
+  private describe(r: Active, now: number): string {
+    const m = r.last!;
+    const per = r.batchesPerEpoch || 1;
+    const inEpoch = ((m.step - 1) % per) + 1;
+    const frac = Math.min(1, ((m.epoch - 1) * per + inEpoch) / (per * r.epochs));
+    const eta = frac > 0 ? ((now - r.started) / frac) * (1 - frac) : 0;
+    const bar = '█'.repeat(Math.round(frac * 12)).padEnd(12, '░');
+    return `${r.id} ${bar} ep ${m.epoch}/${r.epochs} b ${inEpoch}/${per} loss ${m.loss.toFixed(3)} acc ${m.accuracy.toFixed(2)} ETA ${formatDuration(eta)}`;
+  }
+
+  epoch(id: string, m: EpochMetrics): void {
+    const run = this.active.get(id);
+    if (this.quiet || !run) return;
+    this.note(
+      `  ${id} epoch ${m.epoch}/${run.epochs}  loss ${m.loss.toFixed(4)}  acc ${m.accuracy.toFixed(4)}  ` +
+        `val_loss ${m.val_loss.toFixed(4)}  val_acc ${m.val_accuracy.toFixed(4)}  ${m.images_per_s.toFixed(1)} img/s`,
     );
   }
 
-  epoch(m: EpochMetrics): void {
-    if (this.quiet) return;
-    const line =
-      `  epoch ${m.epoch}/${this.run.epochs}  loss ${m.loss.toFixed(4)}  acc ${m.accuracy.toFixed(4)}  ` +
-      `val_loss ${m.val_loss.toFixed(4)}  val_acc ${m.val_accuracy.toFixed(4)}  ${m.images_per_s.toFixed(1)} img/s`;
-    process.stderr.write(this.tty ? `\r\x1b[K${line}\n` : `${line}\n`);
-  }
-
   endRun(r: RunResult): void {
+    this.active.delete(r.id);
     const s = r.summary!;
     this.note(
-      `  done: best val acc ${(s.best_val_accuracy * 100).toFixed(1)} % at epoch ${s.best_epoch}, ` +
+      `  ${r.id} done: best val acc ${(s.best_val_accuracy * 100).toFixed(1)} % at epoch ${s.best_epoch}, ` +
         `final gap ${(s.final_gap * 100).toFixed(1)} %, ${r.timings.seconds.toFixed(0)} s on ${r.backend}`,
     );
   }
 
-  log(message: string): void {
-    if (!this.quiet && !message.startsWith('epoch ')) this.note(`  ${message}`);
+  failRun(id: string, message: string): void {
+    this.active.delete(id);
+    this.note(`  ${id} failed: ${message}`);
+  }
+
+  log(id: string, message: string): void {
+    if (!this.quiet && !message.startsWith('epoch ')) this.note(`  ${id}: ${message}`);
   }
 
   note(message: string): void {

@@ -41,6 +41,8 @@ export async function saveCheckpoint(
     ...optWeights.map((w, i) => ({ name: `opt/${i}/${w.name}`, tensor: w.tensor })),
   ];
   const { data, specs } = await tf.io.encodeWeights(named);
+  // getWeights() returns the live slot variables plus a fresh 'iter' scalar, which is ours to free.
+  for (const w of optWeights) if (w.name === 'iter') w.tensor.dispose();
   const tmp = `${dir}.tmp`;
   await rm(tmp, { recursive: true, force: true });
   await mkdir(tmp, { recursive: true });

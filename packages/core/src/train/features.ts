@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { type FileHandle, mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { threadId } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { Affine } from '../data/augment.js';
@@ -91,7 +92,7 @@ export class FeatureStore {
   ): Promise<FeatureStore> {
     const existing = await FeatureStore.open(dir);
     if (existing) return existing;
-    const tmp = `${dir}.tmp-${process.pid}`;
+    const tmp = `${dir}.tmp-${process.pid}-${threadId}`;
     await rm(tmp, { recursive: true, force: true });
     await mkdir(tmp, { recursive: true });
     const batchSize = options.batchSize ?? 16;
@@ -132,9 +133,12 @@ export class FeatureStore {
       join(tmp, 'meta.json'),
       JSON.stringify({ shape, views: options.views, rows } satisfies Meta),
     );
-    await rm(dir, { recursive: true, force: true });
     await mkdir(join(dir, '..'), { recursive: true });
-    await rename(tmp, dir);
+    // Another process or thread may have finished the same features first: theirs are identical, keep them.
+    await rename(tmp, dir).catch(async (err: NodeJS.ErrnoException) => {
+      if (!(await FeatureStore.open(dir))) throw err;
+    });
+    await rm(tmp, { recursive: true, force: true });
     return (await FeatureStore.open(dir))!;
   }
 
