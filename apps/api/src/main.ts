@@ -130,7 +130,7 @@ export async function createApi(opts: ApiOptions = {}): Promise<ApiHandle> {
       db,
       auth,
       runs,
-      metrics: new MetricService(db.pool, runs, hub),
+      metrics: new MetricService(db.pool, runs, hub, db.ingestPool),
       artifacts: new ArtifactService(db.pool, runs, new FsArtifactStore(join(home, 'artifacts')), maxBytes),
     };
     const adminToken = await ensureAdminToken(services, home, quiet);

@@ -7,6 +7,12 @@ export type Prisma = InstanceType<typeof PrismaClient>;
 export interface Database {
   /** Shared pool: Prisma (through adapter-pg), raw SQL for hot paths, and pg-boss. */
   pool: pg.Pool;
+  /**
+   * Metric ingest only: commits without waiting for the WAL flush (synchronous_commit=off). A crash can
+   * lose the last fraction of a second of points, which trainers resend idempotently anyway; waiting for
+   * fsync per batch would cap ingest at the disk's flush rate.
+   */
+  ingestPool: pg.Pool;
   prisma: Prisma;
   url: string;
   close(): Promise<void>;
@@ -15,14 +21,18 @@ export interface Database {
 export function openDatabase(url: string): Database {
   const pool = new pg.Pool({ connectionString: url, max: Number(process.env.HEADBENCH_DB_POOL) || 20 });
   pool.on('error', () => {}); // idle-client errors (server restart) surface on the next query instead
+  const ingestPool = new pg.Pool({ connectionString: url, max: 10, options: '-c synchronous_commit=off' });
+  ingestPool.on('error', () => {});
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
   return {
     pool,
+    ingestPool,
     prisma,
     url,
     async close() {
       await prisma.$disconnect();
       await pool.end();
+      await ingestPool.end();
     },
   };
 }

@@ -21,6 +21,7 @@ export class MetricService {
     private pool: pg.Pool,
     private runs: RunService,
     private hub: LiveHub,
+    private ingestPool: pg.Pool = pool,
   ) {}
 
   async report(
@@ -33,7 +34,7 @@ export class MetricService {
     const now = Date.now();
     // ON CONFLICT DO NOTHING on (run, name, step): a resent batch stores nothing twice; RETURNING tells
     // us which points are new, and only those go to dashboards.
-    const { rows } = await this.pool.query<{
+    const { rows } = await this.ingestPool.query<{
       name: string;
       step: number;
       epoch: number | null;

@@ -1,0 +1,147 @@
+/**
+ * Metric ingest throughput and live latency of the headbench API.
+ *
+ *   npx tsx bench/api/ingest.bench.ts            (uses 127.0.0.1:5432, or BENCH_PG_URL; a fresh database)
+ *
+ * Starts the API as its own process (as in production), leases up to 50 runs with one trainer token, then
+ * for 1, 10 and 50 concurrent runs each run sends batches of 100 points back to back for a few seconds.
+ * A dashboard client subscribed to the sweep measures emit → receive latency from each point's `time`.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { connectLive, createHeadbenchClient, type LeasedRun } from '@headbench/client';
+import pg from 'pg';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const PG = process.env.BENCH_PG_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
+const LEVELS = (process.env.BENCH_CONCURRENCY ?? '1,10,50').split(',').map(Number);
+const BATCH = 100;
+
+const pct = (xs: number[], p: number) => {
+  if (!xs.length) return Number.NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+};
+
+async function main() {
+  const dbName = `headbench_bench_${randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: PG });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${dbName}`);
+  const u = new URL(PG);
+  u.pathname = `/${dbName}`;
+  const home = await mkdtemp(join(tmpdir(), 'headbench-bench-'));
+  const api = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: join(root, 'apps/api'),
+    env: {
+      ...process.env,
+      DATABASE_URL: u.toString(),
+      HEADBENCH_HOME: home,
+      PORT: '0',
+      HEADBENCH_DB_POOL: '30',
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const cleanup = async () => {
+    api.kill('SIGTERM');
+    await new Promise((r) => api.once('exit', r));
+    await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+    await admin.end();
+    await rm(home, { recursive: true, force: true });
+  };
+  try {
+    let out = '';
+    api.stdout.on('data', (d) => {
+      out += d;
+    });
+    while (!/headbench api on (http:\/\/\S+)/.test(out)) {
+      if (api.exitCode !== null) throw new Error(`API exited:\n${out}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const url = out.match(/headbench api on (http:\/\/\S+)/)![1];
+    const token = (await readFile(join(home, 'admin-token'), 'utf8')).trim();
+    const client = createHeadbenchClient({ url, token });
+    const trainerToken = (await client.tokens.create.mutate({ name: 'bench', role: 'trainer' })).token;
+    const trainer = createHeadbenchClient({ url, token: trainerToken, batch: false });
+    const maxC = Math.max(...LEVELS);
+    const sweep = await client.sweeps.create.mutate({
+      name: 'bench',
+      datasets: ['generated:flowers17'],
+      backbones: ['smallcnn'],
+      heads: ['fc', 'gap'],
+      optimizers: ['adam'],
+      seeds: Array.from({ length: Math.ceil(maxC / 2) }, (_, i) => i),
+      epochs: 1,
+      batchSize: 8,
+      size: 32,
+      lr: 0.001,
+    });
+    const { trainerId } = await trainer.trainer.register.mutate({
+      name: 'bench',
+      slots: 64,
+      capabilities: { backend: 'cpu' },
+    });
+    const runs: LeasedRun[] = (await trainer.trainer.lease.mutate({ trainerId, freeSlots: maxC })).runs;
+
+    const live = connectLive({ url, token });
+    await live.subscribe([`sweep:${sweep.id}`]);
+    let latencies: number[] = [];
+    live.onUpdate((upd) => {
+      const now = Date.now();
+      for (const m of upd.metrics) for (const p of m.points) latencies.push(now - p.time);
+    });
+
+    console.log(
+      `headbench api ingest bench: batches of ${BATCH} points, ${SECONDS}s per level, API on ${url}`,
+    );
+    console.log('concurrent runs | points/s | batches/s | live latency p50 / p99 (ms) | points seen live');
+    const stepOf = new Map<string, number>();
+    for (const c of LEVELS) {
+      latencies = [];
+      const active = runs.slice(0, c);
+      let points = 0;
+      let batches = 0;
+      const t0 = performance.now();
+      const until = Date.now() + SECONDS * 1000;
+      await Promise.all(
+        active.map(async (run) => {
+          while (Date.now() < until) {
+            const base = stepOf.get(run.runId) ?? 0;
+            stepOf.set(run.runId, base + BATCH);
+            const now = Date.now();
+            await trainer.trainer.reportMetrics.mutate({
+              runId: run.runId,
+              leaseId: run.leaseId,
+              points: Array.from({ length: BATCH }, (_, i) => ({
+                name: 'batch/loss',
+                step: base + i,
+                epoch: 0,
+                value: Math.random(),
+                time: now,
+              })),
+            });
+            points += BATCH;
+            batches++;
+          }
+        }),
+      );
+      const secs = (performance.now() - t0) / 1000;
+      await new Promise((r) => setTimeout(r, 600)); // let the last coalesced updates arrive
+      const rate = points / secs;
+      console.log(
+        `${String(c).padStart(15)} | ${rate.toFixed(0).padStart(8)} | ${(batches / secs).toFixed(0).padStart(9)} | ` +
+          `${pct(latencies, 50).toFixed(0).padStart(12)} / ${pct(latencies, 99).toFixed(0).padEnd(12)} | ${latencies.length}/${points}`,
+      );
+    }
+    live.close();
+  } finally {
+    await cleanup();
+  }
+}
+
+await main();
