@@ -16,10 +16,10 @@ export function rand(size: number, seed: number): Float32Array {
 }
 
 /**
- * Norm-relative error: max|a - b| / max(max|b|, 1e-6). Scale-free, and one wrong element anywhere
+ * Norm-relative error: max|a - b| / max(max|b|, floor). Scale-free, and one wrong element anywhere
  * shows up (unlike a mean error). Shapes must match; a length mismatch is an infinite error.
  */
-export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+export function relErr(a: ArrayLike<number>, b: ArrayLike<number>, floor = 1e-6): number {
   if (a.length !== b.length) return Number.POSITIVE_INFINITY;
   let diff = 0;
   let scale = 0;
@@ -30,7 +30,7 @@ export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
     diff = Math.max(diff, d);
     scale = Math.max(scale, Math.abs(b[i]));
   }
-  return diff / Math.max(scale, 1e-6);
+  return diff / Math.max(scale, floor);
 }
 
 export function maxAbs(a: ArrayLike<number>): number {
