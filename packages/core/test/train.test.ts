@@ -141,6 +141,51 @@ describe('training', () => {
     expect(resumed.summary!.test_accuracy).toBe(full.summary!.test_accuracy);
   });
 
+  it('transfers a trained backbone to another dataset from a run folder or run:<id>', async () => {
+    const source = join(tmp, 'pretrain');
+    await trainRun({
+      config: { ...base, epochs: 1 },
+      runId: 'pretrain',
+      runDir: source,
+      home: join(tmp, 'home'),
+      backend: 'wasm',
+    });
+    const logs: string[] = [];
+    const transfer = await trainRun({
+      config: {
+        ...base,
+        dataset: 'generated:flowers3?perClass=8&size=40&seed=9',
+        weights: 'run:pretrain',
+        trainable: 'frozen',
+        epochs: 1,
+      },
+      runId: 'transfer',
+      runDir: join(tmp, 'transfer'),
+      home: join(tmp, 'home'),
+      backend: 'wasm',
+      resolveWeights: async (ref) => join(tmp, ref.slice(4)),
+      onLog: (m) => logs.push(m),
+    });
+    expect(logs.some((m) => /loaded \d+ layers of weights from run:pretrain/.test(m))).toBe(true);
+    expect(transfer.dataset.classes).toHaveLength(3);
+    const [a, b] = await Promise.all([
+      loadModel(join(source, 'model')),
+      loadModel(join(tmp, 'transfer', 'model')),
+    ]);
+    const kernel = (m: typeof a) => Array.from(m.getLayer('block1_conv').getWeights()[0].dataSync());
+    expect(kernel(b)).toEqual(kernel(a)); // frozen: the transferred backbone is unchanged
+    a.dispose();
+    b.dispose();
+    await expect(
+      trainRun({
+        config: { ...base, weights: join(tmp, 'nowhere') },
+        runId: 'bad',
+        runDir: join(tmp, 'bad'),
+        home: join(tmp, 'home'),
+      }),
+    ).rejects.toThrow(/nowhere/);
+  });
+
   it('trains a frozen backbone on cached features with the same metrics as without the cache', async () => {
     const config: RunConfig = { ...base, trainable: 'frozen', head: 'fc', hidden: 32, epochs: 2 };
     const common = { config, home: join(tmp, 'home'), backend: 'wasm' as const };

@@ -13,7 +13,7 @@ import { splitDataset } from '../data/split.js';
 import type { ImageSize } from '../data/types.js';
 import { BACKBONES, buildBackbone, setTrainable } from '../models/backbones/index.js';
 import { buildHead, countWeights, headHasCam } from '../models/heads.js';
-import { loadWeightsByName, saveModel } from '../models/io.js';
+import { loadWeightsByName, modelExists, saveModel } from '../models/io.js';
 import type {
   BatchMetrics,
   EpochMetrics,
@@ -103,9 +103,9 @@ export async function trainRun(options: TrainRunOptions): Promise<RunResult> {
   });
   let weightsId = `none:${config.seed}`;
   if (config.weights !== 'none') {
-    const source = config.weights.startsWith('run:')
-      ? await requireResolver(options, config.weights)
-      : config.weights;
+    const source = await runModelOrPath(
+      config.weights.startsWith('run:') ? await requireResolver(options, config.weights) : config.weights,
+    );
     const { loaded } = await loadWeightsByName(backbone, source, { skipMissing: false });
     weightsId = `${config.weights}:${loaded.length}`;
     log(`loaded ${loaded.length} layers of weights from ${config.weights}`);
@@ -438,6 +438,13 @@ export async function trainRun(options: TrainRunOptions): Promise<RunResult> {
     tf.dispose([x, feats, probs]); // kernelT is the live variable: not ours to dispose
     return files;
   }
+}
+
+/** A run folder (`runs/<id>`, holding `model/`) stands for its final model; anything else is used as given. */
+async function runModelOrPath(path: string): Promise<string> {
+  if (/^https?:\/\//.test(path)) return path;
+  const inner = join(path, 'model');
+  return (await modelExists(inner)) ? inner : path;
 }
 
 async function requireResolver(options: TrainRunOptions, ref: string): Promise<string> {
