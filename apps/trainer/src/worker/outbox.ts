@@ -1,0 +1,201 @@
+// Everything a run reports goes through its outbox: an append-only journal on disk plus an ordered
+// sender. Metrics, artifacts and the final complete/fail leave in the order they were produced, so a
+// checkpoint is never stored before the metrics of the epochs it covers (a resumed attempt then never
+// has a hole), and while the API is unreachable the trainer keeps training and the journal grows.
+import { appendFileSync, mkdirSync } from 'node:fs';
+import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { CompleteInput, MetricPoint } from '@headbench/client';
+import { type ApiLink, backoff, classify, sleep } from './api.js';
+
+export type OutboxItem =
+  | { t: 'metrics'; points: MetricPoint[] }
+  /** `file` is deleted once uploaded when `temp`; a newer item with the same `slot` supersedes an unsent one. */
+  | { t: 'artifact'; file: string; name: string; kind: string; epoch?: number; temp?: boolean; slot?: string }
+  | { t: 'complete'; input: Omit<CompleteInput, 'runId' | 'leaseId'> }
+  | { t: 'fail'; error: string; retryable: boolean };
+type Entry = OutboxItem & { seq: number };
+
+/** Points per reportMetrics call (the API allows 5000). */
+const BATCH_POINTS = 2000;
+
+export interface OutboxOptions {
+  api: ApiLink;
+  runId: string;
+  leaseId: string;
+  dir: string;
+  /** Highest stored step per metric (from the lease): points at or below it are not resent. */
+  lastSteps: Record<string, number>;
+  /** The API says the run is not ours any more (canceled, lease lost). */
+  onLost: (reason: string) => void;
+  log: (m: string) => void;
+  /** Wait this long for more points before sending (ms). */
+  lingerMs?: number;
+}
+
+export class Outbox {
+  private queue: Entry[] = [];
+  private seq = 0;
+  private pumping = false;
+  private wake?: () => void;
+  private idle: (() => void)[] = [];
+  private readonly journal: string;
+  lost: string | null = null;
+  /** True while the API cannot be reached (for logs and tests). */
+  offline = false;
+  /** Points sent and acknowledged (inserted + duplicates). */
+  sent = 0;
+  private readonly stop = new AbortController();
+
+  constructor(private o: OutboxOptions) {
+    mkdirSync(o.dir, { recursive: true });
+    this.journal = join(o.dir, 'journal.jsonl');
+    this.append({ t: 'lease', leaseId: o.leaseId, at: Date.now() });
+  }
+
+  private append(line: object) {
+    appendFileSync(this.journal, `${JSON.stringify(line)}\n`);
+  }
+
+  push(item: OutboxItem) {
+    if (this.lost) {
+      if (item.t === 'artifact' && item.temp) void rm(item.file, { force: true });
+      return;
+    }
+    if (item.t === 'metrics') {
+      const points = item.points.filter((p) => !(p.step <= (this.o.lastSteps[p.name] ?? -1)));
+      if (!points.length) return;
+      item = { t: 'metrics', points };
+    }
+    const e = { ...item, seq: ++this.seq } as Entry;
+    this.append(e);
+    this.queue.push(e);
+    this.kick();
+  }
+
+  /** Resolves once everything pushed so far is acknowledged (or the run was lost). */
+  drain(): Promise<void> {
+    if (!this.queue.length || this.lost) return Promise.resolve();
+    return new Promise((r) => {
+      this.idle.push(r);
+      this.kick();
+    });
+  }
+
+  /** Stops sending and forgets unsent items (the run is no longer ours). */
+  drop(reason: string) {
+    if (this.lost) return;
+    this.lost = reason;
+    this.append({ t: 'dropped', reason, at: Date.now() });
+    for (const e of this.queue) if (e.t === 'artifact' && e.temp) void rm(e.file, { force: true });
+    this.queue = [];
+    this.stop.abort();
+    this.kick();
+    for (const r of this.idle.splice(0)) r();
+  }
+
+  pending(): number {
+    return this.queue.length;
+  }
+
+  private kick() {
+    this.wake?.();
+    if (!this.pumping) void this.pump();
+  }
+
+  private async pump() {
+    this.pumping = true;
+    let failures = 0;
+    try {
+      while (this.queue.length && !this.lost) {
+        const head = this.queue[0];
+        // Metrics: give the producer a moment to add more, so one call carries many points.
+        if (head.t === 'metrics' && this.queue.length === 1 && this.o.lingerMs) {
+          await new Promise<void>((r) => {
+            this.wake = r;
+            setTimeout(r, this.o.lingerMs);
+          });
+          this.wake = undefined;
+          if (this.lost) break;
+        }
+        try {
+          await this.sendHead();
+          failures = 0;
+          if (this.offline) this.o.log(`run ${this.o.runId}: API reachable again, flushing`);
+          this.offline = false;
+        } catch (e) {
+          const c = classify(e);
+          if (c.leaseLost) {
+            this.o.onLost(c.message);
+            this.drop(c.message);
+            break;
+          }
+          if (!c.transient) {
+            // A request the API will never accept (bad point, oversized artifact): record it, skip it.
+            this.o.log(`run ${this.o.runId}: ${this.queue[0]?.t} rejected: ${c.message}`);
+            this.ack(1);
+            continue;
+          }
+          if (!this.offline) this.o.log(`run ${this.o.runId}: API unreachable (${c.message}); buffering`);
+          this.offline = true;
+          await sleep(backoff(failures++, 3000), this.stop.signal);
+        }
+      }
+    } finally {
+      this.pumping = false;
+      if (!this.queue.length || this.lost) for (const r of this.idle.splice(0)) r();
+    }
+  }
+
+  private ack(n: number) {
+    // A drop while the request was in flight already emptied the queue.
+    if (this.lost) return;
+    const done = this.queue.splice(0, n);
+    if (done.length) this.append({ t: 'ack', seq: done[done.length - 1].seq });
+  }
+
+  private async sendHead() {
+    const { api, runId, leaseId } = this.o;
+    const head = this.queue[0];
+    if (head.t === 'metrics') {
+      let n = 0;
+      const points: MetricPoint[] = [];
+      while (n < this.queue.length) {
+        const e = this.queue[n];
+        if (e.t !== 'metrics' || (points.length && points.length + e.points.length > BATCH_POINTS)) break;
+        points.push(...e.points);
+        n++;
+      }
+      for (let i = 0; i < points.length; i += 5000) {
+        const out = await api.client.trainer.reportMetrics.mutate({
+          runId,
+          leaseId,
+          points: points.slice(i, i + 5000),
+        });
+        this.sent += out.inserted + out.duplicates;
+        if (out.cancel) {
+          this.o.onLost('canceled');
+          this.drop('canceled');
+          return;
+        }
+      }
+      this.ack(n);
+    } else if (head.t === 'artifact') {
+      // Only the newest unsent checkpoint matters: the older ones are skipped, never uploaded.
+      const newer =
+        head.slot && this.queue.some((e, i) => i > 0 && e.t === 'artifact' && e.slot === head.slot);
+      if (!newer) {
+        const body = await readFile(head.file);
+        await api.upload({ runId, leaseId, name: head.name, kind: head.kind, epoch: head.epoch }, body);
+      }
+      if (head.temp) await rm(head.file, { force: true });
+      this.ack(1);
+    } else if (head.t === 'complete') {
+      await api.client.trainer.complete.mutate({ runId, leaseId, ...head.input });
+      this.ack(1);
+    } else {
+      await api.client.trainer.fail.mutate({ runId, leaseId, error: head.error, retryable: head.retryable });
+      this.ack(1);
+    }
+  }
+}

@@ -1,0 +1,493 @@
+// The trainer: registers with the API, leases runs for its free slots, trains each in a child process
+// through trainRun, streams metrics and artifacts through a per-run outbox, heartbeats, and obeys cancel.
+import { type ChildProcess, fork } from 'node:child_process';
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { LeasedRun } from '@headbench/client';
+import { connectTrainerSocket } from '@headbench/client';
+import {
+  type BackendName,
+  type EpochMetrics,
+  HeadbenchInputError,
+  type RunConfig,
+  runConfigHash,
+  validateRunConfig,
+} from '@headbench/core';
+import type { Socket } from 'socket.io-client';
+import { ApiLink, backoff, classify, sleep } from './api.js';
+import { prepareDataset, resolveDataset } from './datasets.js';
+import { Outbox } from './outbox.js';
+import type { ChildJob, FromChild, ToChild } from './protocol.js';
+import { readTar, writeEntries } from './tar.js';
+
+export interface TrainerOptions {
+  api: string;
+  token: string;
+  /** Member/admin token for reading other runs' models (`weights: run:<id>`) and the dataset registry. */
+  readToken?: string;
+  name: string;
+  slots: number;
+  backend: 'auto' | 'tensorflow' | 'wasm' | 'cpu';
+  /** Run folders, journals and downloaded models. */
+  workDir: string;
+  /** Generated datasets, downloads and the feature cache (shared with `headbench compare`). */
+  home: string;
+  /** Lease poll period when no `work` push arrives (ms). */
+  pollMs?: number;
+  /** Bench mode: complete every leased run at once without training (HEADBENCH_TRAINER_NOOP=1). */
+  noop?: boolean;
+  log?: (m: string) => void;
+}
+
+const CHILD_BIN = fileURLToPath(new URL('../../bin/headbench-trainer.js', import.meta.url));
+
+const exists = (p: string) =>
+  stat(p).then(
+    () => true,
+    () => false,
+  );
+
+export class Trainer {
+  readonly link: ApiLink;
+  readonly readLink: ApiLink;
+  trainerId = '';
+  backendName = '';
+  gpu = false;
+  private heartbeatMs = 5000;
+  readonly tasks = new Map<string, RunTask>();
+  private stopping: null | 'graceful' | 'abort' = null;
+  private wakeLease?: () => void;
+  private socket?: Socket;
+  private loops: Promise<void>[] = [];
+  private readonly halt = new AbortController();
+  readonly log: (m: string) => void;
+
+  constructor(readonly o: TrainerOptions) {
+    this.link = new ApiLink(o.api.replace(/\/$/, ''), o.token);
+    this.readLink = o.readToken ? new ApiLink(this.link.url, o.readToken) : this.link;
+    this.log = o.log ?? ((m) => console.log(`[trainer ${o.name}] ${m}`));
+  }
+
+  /** Slots in use by preparing or training runs (runs only flushing their outbox do not hold a slot). */
+  get busy(): number {
+    let n = 0;
+    for (const t of this.tasks.values()) if (t.occupying) n++;
+    return n;
+  }
+
+  async start(): Promise<void> {
+    await mkdir(this.o.workDir, { recursive: true });
+    let memory = os.totalmem();
+    if (this.o.noop) {
+      this.backendName = 'noop';
+    } else {
+      const { initBackend } = await import('@headbench/engine');
+      const info = await initBackend(this.o.backend);
+      this.backendName = info.name;
+      this.gpu = info.gpu;
+      memory = Math.min(memory, os.freemem() + 512 * 1024 * 1024);
+    }
+    await this.register(memory);
+    this.log(
+      `registered as ${this.trainerId} (${this.backendName}${this.gpu ? ', GPU' : ''}, ${this.o.slots} slot(s)) with ${this.link.url}`,
+    );
+    this.socket = connectTrainerSocket({
+      url: this.link.url,
+      token: this.o.token,
+      trainerId: this.trainerId,
+    });
+    this.socket.on('cancel', (m: { runId: string; reason: string }) =>
+      this.tasks.get(m.runId)?.cancel(m.reason),
+    );
+    this.socket.on('work', () => this.wakeLease?.());
+    this.socket.on('connect_error', () => {}); // socket.io keeps retrying; polling covers the gap
+    this.loops.push(this.leaseLoop(), this.heartbeatLoop());
+  }
+
+  private async register(memory: number) {
+    const out = await this.link.retry(
+      'register',
+      () =>
+        this.link.client.trainer.register.mutate({
+          name: this.o.name,
+          host: os.hostname(),
+          slots: this.o.slots,
+          devices: [
+            this.gpu
+              ? { kind: 'gpu', name: 'tfjs-node-gpu' }
+              : { kind: 'cpu', name: (os.cpus()[0]?.model ?? 'cpu').slice(0, 128) },
+          ],
+          capabilities: { backend: this.backendName, gpu: this.gpu, memory },
+        }),
+      this.halt.signal,
+      this.log,
+    );
+    this.trainerId = out.trainerId;
+    this.heartbeatMs = Math.max(200, out.heartbeatSeconds * 1000);
+  }
+
+  private async leaseLoop() {
+    let failures = 0;
+    while (!this.stopping) {
+      const free = this.o.slots - this.busy;
+      let got = 0;
+      if (free > 0) {
+        try {
+          const out = await this.link.client.trainer.lease.mutate({
+            trainerId: this.trainerId,
+            freeSlots: free,
+          });
+          failures = 0;
+          for (const run of out.runs) {
+            if (this.stopping) break; // leased while stopping: the lease expires and the API requeues it
+            got++;
+            const task = new RunTask(this, run);
+            this.tasks.set(run.runId, task);
+            void task.run();
+          }
+        } catch (e) {
+          const c = classify(e);
+          if (!c.transient && /not registered/.test(c.message)) {
+            await this.register(os.totalmem()).catch(() => {});
+          } else if (failures++ % 20 === 0) this.log(`lease: ${c.message}`);
+          await sleep(backoff(failures), this.halt.signal);
+          continue;
+        }
+      }
+      if (got > 0 && got === free) continue;
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, this.o.pollMs ?? 2000);
+        this.wakeLease = () => {
+          clearTimeout(t);
+          r();
+        };
+      });
+      this.wakeLease = undefined;
+    }
+  }
+
+  /** A slot became free: look for work now. */
+  slotFreed() {
+    this.wakeLease?.();
+  }
+
+  private async heartbeatLoop() {
+    while (!this.halt.signal.aborted) {
+      let ok = true;
+      const held = [...this.tasks.values()].filter((t) => !t.outbox.lost);
+      try {
+        const out = await this.link.client.trainer.heartbeat.mutate({
+          trainerId: this.trainerId,
+          runs: held.map((t) => ({ runId: t.runId, leaseId: t.leaseId, epoch: t.epoch })),
+        });
+        for (const r of out.runs) if (r.cancel) this.tasks.get(r.runId)?.cancel(r.reason ?? 'canceled');
+      } catch (e) {
+        ok = false;
+        if (!classify(e).transient && /not registered/.test(classify(e).message))
+          await this.register(os.totalmem()).catch(() => {});
+      }
+      // While the API is away, knock every second so the lease is renewed as soon as it is back.
+      await sleep(ok ? this.heartbeatMs : Math.min(1000, this.heartbeatMs), this.halt.signal);
+    }
+  }
+
+  /**
+   * graceful (SIGTERM): each run finishes its epoch, uploads that checkpoint and is handed back for requeue.
+   * abort (SIGINT): each run stops at the next batch and is handed back; it resumes from its last checkpoint.
+   * Resolves when every run's outbox is flushed (or `timeoutMs` passed).
+   */
+  async stop(mode: 'graceful' | 'abort', timeoutMs = 120_000): Promise<void> {
+    if (this.stopping === 'abort' || this.stopping === mode) return;
+    this.stopping = mode;
+    this.wakeLease?.();
+    this.log(
+      mode === 'graceful'
+        ? 'stopping: finishing the current epoch of each run, then handing them back'
+        : 'stopping: aborting runs and handing them back',
+    );
+    for (const t of this.tasks.values()) t.shutdown(mode);
+    const done = Promise.all([...this.tasks.values()].map((t) => t.finished));
+    const timedOut = await Promise.race([done.then(() => false), sleep(timeoutMs).then(() => true)]);
+    if (timedOut) this.log('stop: timed out waiting for runs to flush; their leases will expire');
+    this.halt.abort();
+    this.socket?.close();
+    for (const t of this.tasks.values()) t.kill();
+    await Promise.race([Promise.all(this.loops), sleep(2000)]);
+  }
+
+  get stopMode() {
+    return this.stopping;
+  }
+
+  /** A local folder holding the final model of run `id` (for `weights: run:<id>`). */
+  async resolveModel(id: string): Promise<string> {
+    const own = join(this.o.workDir, 'runs', id, 'model');
+    if (await exists(join(own, 'model.json'))) return own;
+    const dir = join(this.o.workDir, 'models', id);
+    if (await exists(join(dir, 'model.json'))) return dir;
+    let arts: { id: string; name: string }[];
+    try {
+      arts = await this.readLink.client.artifacts.list.query({ runId: id });
+    } catch (e) {
+      const c = classify(e);
+      if (c.status === 403)
+        throw new HeadbenchInputError(
+          `weights run:${id}: this trainer's token cannot read other runs' artifacts; start it with --read-token <member token>`,
+        );
+      throw e;
+    }
+    const model = arts.find((a) => a.name === 'model.tar');
+    if (!model)
+      throw new HeadbenchInputError(`weights run:${id}: that run has no final model (model.tar) yet`);
+    const buf = await this.readLink.download(`/artifacts/${model.id}/content`);
+    const tmp = `${dir}.${process.pid}.tmp`;
+    await rm(tmp, { recursive: true, force: true });
+    await writeEntries(readTar(buf), tmp);
+    if (!(await exists(join(tmp, 'model.json'))))
+      throw new HeadbenchInputError(`weights run:${id}: model.tar has no model.json`);
+    await mkdir(join(this.o.workDir, 'models'), { recursive: true });
+    await rm(dir, { recursive: true, force: true });
+    await rename(tmp, dir);
+    return dir;
+  }
+}
+
+/** Everything about one leased run on this trainer. */
+class RunTask {
+  readonly runId: string;
+  readonly leaseId: string;
+  readonly outbox: Outbox;
+  readonly runDir: string;
+  epoch = 0;
+  /** True while the run holds a slot (preparing or training). */
+  occupying = true;
+  private child?: ChildProcess;
+  private canceled: string | null = null;
+  private shutdownMode: 'graceful' | 'abort' | null = null;
+  finished: Promise<void>;
+  private resolveFinished!: () => void;
+
+  constructor(
+    private t: Trainer,
+    private lease: LeasedRun,
+  ) {
+    this.runId = lease.runId;
+    this.leaseId = lease.leaseId;
+    this.runDir = join(t.o.workDir, 'runs', lease.runId);
+    this.finished = new Promise((r) => {
+      this.resolveFinished = r;
+    });
+    this.outbox = new Outbox({
+      api: t.link,
+      runId: lease.runId,
+      leaseId: lease.leaseId,
+      dir: this.runDir,
+      lastSteps: lease.lastSteps,
+      lingerMs: 250,
+      onLost: (reason) => this.cancel(reason),
+      log: t.log,
+    });
+  }
+
+  /** Canceled by a user, or the lease is gone: stop within a batch, report nothing more. */
+  cancel(reason: string) {
+    if (this.canceled) return;
+    this.canceled = reason;
+    this.t.log(`run ${this.runId}: stopping (${reason})`);
+    this.outbox.drop(reason);
+    this.tell({ type: 'abort' });
+    this.killLater(10_000);
+  }
+
+  shutdown(mode: 'graceful' | 'abort') {
+    this.shutdownMode = mode;
+    this.tell(mode === 'graceful' ? { type: 'stopAfterEpoch' } : { type: 'abort' });
+  }
+
+  kill() {
+    this.child?.kill('SIGKILL');
+  }
+
+  private killLater(ms: number) {
+    const c = this.child;
+    if (!c) return;
+    const timer = setTimeout(() => c.exitCode === null && c.kill('SIGKILL'), ms);
+    timer.unref();
+  }
+
+  private tell(m: ToChild) {
+    if (this.child?.connected) this.child.send(m);
+  }
+
+  async run() {
+    const started = Date.now();
+    const cfg = this.lease.config;
+    this.t.log(
+      `run ${this.runId}: leased (attempt ${this.lease.attempt}${this.lease.resume ? `, resuming after epoch ${this.lease.resume.epoch}` : ''}) ${cfg.backbone}/${cfg.head} seed ${cfg.seed} on ${cfg.dataset}`,
+    );
+    try {
+      if (this.t.o.noop) {
+        this.outbox.push({ t: 'metrics', points: [{ name: 'noop', step: 0, value: 1, time: Date.now() }] });
+        this.outbox.push({ t: 'complete', input: { backend: 'noop', timings: { seconds: 0 } } });
+      } else {
+        const job = await this.prepare();
+        if (this.canceled) return;
+        await this.train(job);
+      }
+    } catch (e) {
+      const err = e as Error;
+      if (!this.canceled) {
+        this.t.log(`run ${this.runId}: failed: ${err.message}`);
+        this.outbox.push({
+          t: 'fail',
+          error: (err.message || String(err)).slice(0, 9000),
+          // Bad input fails for good; an API or network hiccup while preparing is worth another attempt.
+          retryable: !(err instanceof HeadbenchInputError) && classify(err).transient && !('issues' in err),
+        });
+      }
+    } finally {
+      this.occupying = false;
+      this.t.slotFreed();
+      await this.outbox.drain();
+      await rm(join(this.runDir, 'outbox'), { recursive: true, force: true }).catch(() => {});
+      this.t.tasks.delete(this.runId);
+      this.t.log(`run ${this.runId}: released after ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      this.resolveFinished();
+    }
+  }
+
+  private async prepare(): Promise<ChildJob> {
+    const { requires: _requires, ...raw } = this.lease.config;
+    const apiConfig = validateRunConfig(raw as RunConfig);
+    const canonicalHash = runConfigHash(apiConfig);
+    const ctx = { home: this.t.o.home, registry: this.t.readLink, log: this.t.log };
+    const { local, expectHash } = await resolveDataset(apiConfig.dataset, ctx);
+    await prepareDataset(local, apiConfig.classes, ctx, expectHash);
+    const config = validateRunConfig({ ...apiConfig, dataset: local });
+    const localHash = runConfigHash(config);
+    // Start from the API's checkpoint or from nothing: a local checkpoint may be ahead of what the API
+    // stored metrics for, and resuming from it would leave holes in the series.
+    for (const d of ['checkpoint', 'checkpoint.tmp', 'outbox', 'model', 'cams', 'report'])
+      await rm(join(this.runDir, d), { recursive: true, force: true });
+    await mkdir(this.runDir, { recursive: true });
+    if (this.lease.resume) {
+      const buf = await this.t.link.download(this.lease.resume.downloadPath);
+      const entries = readTar(buf).map((e) => {
+        if (e.path !== 'state.json') return e;
+        const state = JSON.parse(e.data.toString('utf8'));
+        if (state.configHash === canonicalHash) state.configHash = localHash;
+        return { path: e.path, data: Buffer.from(JSON.stringify(state)) };
+      });
+      await writeEntries(entries, join(this.runDir, 'checkpoint'));
+      this.epoch = this.lease.resume.epoch;
+    }
+    const weightsPath = apiConfig.weights.startsWith('run:')
+      ? await this.t.resolveModel(apiConfig.weights.slice(4))
+      : undefined;
+    return {
+      runId: this.runId,
+      config,
+      apiConfig,
+      canonicalHash,
+      runDir: this.runDir,
+      home: this.t.o.home,
+      backend: this.t.backendName as BackendName,
+      weightsPath,
+    };
+  }
+
+  private train(job: ChildJob): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const child = fork(CHILD_BIN, ['--child'], {
+        // Own process group: a terminal's Ctrl-C reaches the trainer, which decides what children do.
+        detached: true,
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+        serialization: 'advanced',
+      });
+      this.child = child;
+      let outcome: FromChild | undefined;
+      let batch: { name: string; step: number; epoch: number; value: number; time: number }[] = [];
+      const flushBatch = () => {
+        if (batch.length) this.outbox.push({ t: 'metrics', points: batch });
+        batch = [];
+      };
+      child.on('message', (m: FromChild) => {
+        if (m.type === 'batch') {
+          const time = Date.now();
+          for (const k of ['loss', 'accuracy', 'lr', 'images_per_s'] as const) {
+            if (Number.isFinite(m.m[k]))
+              batch.push({ name: `batch/${k}`, step: m.m.step, epoch: m.m.epoch, value: m.m[k], time });
+          }
+          if (batch.length >= 400) flushBatch();
+        } else if (m.type === 'epoch') {
+          flushBatch();
+          this.epoch = m.m.epoch;
+          const time = Date.now();
+          const points = (Object.keys(m.m) as (keyof EpochMetrics)[])
+            .filter((k) => k !== 'epoch' && Number.isFinite(m.m[k]))
+            .map((k) => ({ name: k, step: m.m.epoch, epoch: m.m.epoch, value: m.m[k], time }));
+          this.outbox.push({ t: 'metrics', points });
+          if (m.checkpoint) {
+            this.outbox.push({
+              t: 'artifact',
+              file: m.checkpoint,
+              name: 'checkpoint.tar',
+              kind: 'checkpoint',
+              epoch: m.m.epoch,
+              temp: true,
+              slot: 'checkpoint',
+            });
+          }
+        } else if (m.type === 'log') {
+          this.t.log(`run ${this.runId}: ${m.message}`);
+        } else {
+          outcome = m;
+        }
+      });
+      child.on('exit', (code, signal) => {
+        flushBatch();
+        this.child = undefined;
+        if (this.canceled) {
+          // Nothing to report: the API already knows (canceled) or gave the run to someone else.
+        } else if (outcome?.type === 'done') {
+          for (const f of outcome.files)
+            this.outbox.push({ t: 'artifact', file: f.path, name: f.name, kind: f.kind });
+          const r = outcome.result;
+          this.outbox.push({
+            t: 'complete',
+            input: {
+              backend: r.backend,
+              params: r.params,
+              summary: r.summary as unknown as Record<string, unknown>,
+              timings: { seconds: r.timings.seconds, featureSeconds: r.timings.featureSeconds },
+            },
+          });
+          this.t.log(`run ${this.runId}: done, test accuracy ${r.summary?.test_accuracy.toFixed(3)}`);
+        } else if (outcome?.type === 'error' && outcome.stopped && this.shutdownMode) {
+          this.outbox.push({
+            t: 'fail',
+            error: `requeue: trainer ${this.t.o.name} shut down (${this.shutdownMode === 'graceful' ? 'SIGTERM, after epoch ' + this.epoch : 'interrupted'})`,
+            retryable: true,
+          });
+        } else if (outcome?.type === 'error') {
+          this.t.log(`run ${this.runId}: failed: ${outcome.message}`);
+          this.outbox.push({
+            t: 'fail',
+            error: outcome.message.slice(0, 9000),
+            retryable: outcome.retryable,
+          });
+        } else {
+          // Killed (OOM killer, crash) without a word: another attempt may well succeed.
+          const why = `training process died (${signal ?? `exit code ${code}`})`;
+          this.t.log(`run ${this.runId}: ${why}`);
+          this.outbox.push({ t: 'fail', error: why, retryable: true });
+        }
+        resolve();
+      });
+      child.send({ type: 'start', job } satisfies ToChild);
+      if (this.shutdownMode) this.shutdown(this.shutdownMode);
+    });
+  }
+}
