@@ -14,7 +14,9 @@ import {
   loadModel,
   type RunConfig,
   RunStoppedError,
+  StepDropout,
   saveModel,
+  setDropoutStep,
   trainRun,
   validateRunConfig,
 } from '../src/index.js';
@@ -111,9 +113,27 @@ describe('training', () => {
     );
   });
 
-  it('fine-tunes a conv backbone on wasm and resumes exactly from a checkpoint', async () => {
+  it('draws dropout masks from (seed, layer, step): repeatable, new each step, identity at inference', () => {
+    const layer = new StepDropout({ rate: 0.5, seed: 1, name: 'd' });
+    const x = tf.ones([4, 64]);
+    const mask = (step: number) => {
+      setDropoutStep(step);
+      const y = layer.apply(x, { training: true }) as tf.Tensor;
+      const v = Array.from(y.dataSync());
+      y.dispose();
+      return v;
+    };
+    expect(mask(7)).toEqual(mask(7));
+    expect(mask(8)).not.toEqual(mask(7));
+    expect(new Set(mask(7))).toEqual(new Set([0, 2]));
+    const inference = layer.apply(x) as tf.Tensor;
+    expect(Array.from(inference.dataSync()).every((v) => v === 1)).toBe(true);
+    tf.dispose([x, inference]);
+  });
+
+  it('fine-tunes a conv backbone on wasm and resumes exactly from a checkpoint (with dropout)', async () => {
     const full = await trainRun({
-      config: base,
+      config: { ...base, dropout: 0.3 },
       runId: 'full',
       runDir: join(tmp, 'full'),
       home: join(tmp, 'home'),
@@ -128,7 +148,7 @@ describe('training', () => {
 
     const dir = join(tmp, 'interrupted');
     const opts = {
-      config: base,
+      config: { ...base, dropout: 0.3 },
       runId: 'int',
       runDir: dir,
       home: join(tmp, 'home'),

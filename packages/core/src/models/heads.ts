@@ -1,5 +1,6 @@
 import * as tfl from '@tensorflow/tfjs-layers';
 import { HEAD_NAMES, HEAD_POOLING, type HeadName } from '../config.js';
+import { StepDropout } from './dropout.js';
 import { poolingLayer } from './pooling.js';
 
 export interface HeadOptions {
@@ -39,7 +40,8 @@ export function buildHead(
       .dense({ units: hidden, activation: 'relu', name: 'fc1', kernelInitializer: init(1) })
       .apply(x) as tfl.SymbolicTensor;
   }
-  if (dropout > 0) x = tfl.layers.dropout({ rate: dropout, name: 'dropout' }).apply(x) as tfl.SymbolicTensor;
+  if (dropout > 0)
+    x = new StepDropout({ rate: dropout, name: 'dropout', seed }).apply(x) as tfl.SymbolicTensor;
   const out = tfl.layers
     .dense({ units: classes, activation: 'softmax', name: 'predictions', kernelInitializer: init(2) })
     .apply(x) as tfl.SymbolicTensor;

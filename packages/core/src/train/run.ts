@@ -12,6 +12,7 @@ import { deprocess } from '../data/preprocess.js';
 import { splitDataset } from '../data/split.js';
 import type { ImageSize } from '../data/types.js';
 import { BACKBONES, buildBackbone, setTrainable } from '../models/backbones/index.js';
+import { setDropoutStep } from '../models/dropout.js';
 import { buildHead, countWeights, headHasCam } from '../models/heads.js';
 import { loadWeightsByName, modelExists, saveModel } from '../models/io.js';
 import type {
@@ -242,6 +243,7 @@ export async function trainRun(options: TrainRunOptions): Promise<RunResult> {
       const t0 = performance.now();
       const lr = learningRateAt(config, step);
       setLearningRate(optimizer, lr);
+      setDropoutStep(step);
       const yHot = tf.tidy(() => tf.oneHot(tf.tensor1d(y, 'int32'), classes));
       let probs: tf.Tensor | undefined;
       const { value, grads } = tf.variableGrads(() => {

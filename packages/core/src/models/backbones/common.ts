@@ -1,4 +1,5 @@
 import * as tfl from '@tensorflow/tfjs-layers';
+import { StepDropout } from '../dropout.js';
 
 /** A symbolic tensor of the functional API. */
 export type Sym = tfl.SymbolicTensor;
@@ -122,8 +123,8 @@ export class LayerFactory {
   }
 
   dropout(x: Sym, rate: number, name: string): Sym {
-    // Unseeded on purpose: a seeded tfjs dropout draws the same mask at every step.
-    return tfl.layers.dropout({ rate, name }).apply(x) as Sym;
+    // Masks keyed by (seed, layer, training step): repeatable and resumable, yet new at every step.
+    return new StepDropout({ rate, name, seed: this.seed ?? 0 }).apply(x) as Sym;
   }
 }
 
