@@ -1,0 +1,135 @@
+'use client';
+import type { LiveUpdate } from '@headbench/api/protocol';
+import { lastStep, mergePoints, type SeriesMap } from '@headbench/ui';
+import { useCallback, useEffect, useRef, useState } from 'react';
+import { browserApi } from './browser';
+import type { Run } from './types';
+
+/** Fetches with at most `n` requests in flight. */
+async function pool<T>(items: T[], n: number, fn: (t: T) => Promise<void>) {
+  let i = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(n, items.length) }, async () => {
+      while (i < items.length) await fn(items[i++]);
+    }),
+  );
+}
+
+/**
+ * Runs and their series, kept in refs (100 runs × 500 epochs would be slow to copy on every update);
+ * `version` bumps at most once per animation frame so charts redraw once per batch of live points.
+ */
+export function useRunStore(initialRuns: Run[], opts: { sweepId?: string; names?: string[] }) {
+  const runs = useRef(new Map(initialRuns.map((r) => [r.id, r])));
+  const series = useRef(new Map<string, SeriesMap>());
+  const [version, setVersion] = useState(0);
+  const [loading, setLoading] = useState(true);
+  const [error, setError] = useState<string | null>(null);
+  const frame = useRef<number | null>(null);
+  const refreshTimer = useRef<ReturnType<typeof setTimeout> | null>(null);
+  const bump = useCallback(() => {
+    if (frame.current !== null) return;
+    frame.current = requestAnimationFrame(() => {
+      frame.current = null;
+      setVersion((v) => v + 1);
+    });
+  }, []);
+
+  const merge = useCallback((runId: string, name: string, pts: SeriesMap[string]) => {
+    const m = series.current.get(runId) ?? {};
+    m[name] = mergePoints(m[name] ?? [], pts);
+    series.current.set(runId, m);
+  }, []);
+
+  /** Fetches each run's points after what we already hold (all of them on first load). */
+  const fetchMetrics = useCallback(
+    async (ids: string[]) => {
+      await pool(ids, 6, async (runId) => {
+        const since = lastStep(series.current.get(runId));
+        const got = await browserApi().runs.metrics.query({
+          runId,
+          sinceStep: since,
+          maxPoints: 5000,
+          ...(opts.names ? { names: opts.names } : {}),
+        });
+        for (const [name, pts] of Object.entries(got))
+          merge(
+            runId,
+            name,
+            pts.map((p) => ({ step: p.step, epoch: p.epoch, value: p.value, time: p.time })),
+          );
+      });
+      bump();
+    },
+    [bump, merge, opts.names],
+  );
+
+  const refreshRuns = useCallback(async () => {
+    if (!opts.sweepId) return;
+    const list = await browserApi().runs.list.query({ sweepId: opts.sweepId, limit: 1000 });
+    const fresh = list.filter((r) => !runs.current.has(r.id)).map((r) => r.id);
+    runs.current = new Map(list.map((r) => [r.id, r]));
+    bump();
+    if (fresh.length) await fetchMetrics(fresh);
+  }, [bump, fetchMetrics, opts.sweepId]);
+
+  const scheduleRefresh = useCallback(() => {
+    if (refreshTimer.current) return;
+    refreshTimer.current = setTimeout(() => {
+      refreshTimer.current = null;
+      void refreshRuns().catch(() => {});
+    }, 400);
+  }, [refreshRuns]);
+
+  useEffect(() => {
+    let cancelled = false;
+    fetchMetrics([...runs.current.keys()])
+      .catch((e) => !cancelled && setError(e instanceof Error ? e.message : String(e)))
+      .finally(() => !cancelled && setLoading(false));
+    return () => {
+      cancelled = true;
+    };
+  }, [fetchMetrics]);
+
+  const onUpdate = useCallback(
+    (u: LiveUpdate) => {
+      for (const m of u.metrics) for (const [name, pts] of groupByName(m.points)) merge(m.runId, name, pts);
+      let unknown = false;
+      for (const s of u.runs) {
+        const r = runs.current.get(s.runId);
+        if (r)
+          runs.current.set(s.runId, {
+            ...r,
+            status: s.status,
+            attempt: s.attempt,
+            error: s.error ?? r.error,
+          });
+        else unknown = true;
+      }
+      // Status changes carry no trainer, params or summary: fetch the rows again (debounced).
+      if (u.runs.length || unknown) scheduleRefresh();
+      bump();
+    },
+    [bump, merge, scheduleRefresh],
+  );
+
+  const onResync = useCallback(() => {
+    void refreshRuns()
+      .then(() => fetchMetrics([...runs.current.keys()]))
+      .catch(() => {});
+  }, [fetchMetrics, refreshRuns]);
+
+  return { runs, series, version, loading, error, onUpdate, onResync, refreshRuns };
+}
+
+function groupByName(points: LiveUpdate['metrics'][number]['points']) {
+  const out = new Map<string, { step: number; epoch: number | null; value: number; time: number }[]>();
+  for (const p of points) {
+    const list = out.get(p.name);
+    const q = { step: p.step, epoch: p.epoch, value: p.value, time: p.time };
+    if (list) list.push(q);
+    else out.set(p.name, [q]);
+  }
+  for (const list of out.values()) list.sort((a, b) => a.step - b.step);
+  return out;
+}

@@ -1,0 +1,209 @@
+// Real processes for the dashboard tests: the API on a fresh Postgres database, a built Next server, and
+// Debian's chromium driven by Playwright's library API (no browser download).
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { type Browser, chromium } from 'playwright-core';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const WEB = join(ROOT, 'apps', 'web');
+const PG_ADMIN_URL = process.env.HEADBENCH_TEST_PG ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
+export const CHROMIUM = process.env.HEADBENCH_CHROMIUM ?? '/usr/bin/chromium';
+export const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-background-networking',
+  '--disable-component-update',
+];
+
+export async function launchBrowser(): Promise<Browser> {
+  return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+}
+
+export interface ApiProcess {
+  url: string;
+  adminToken: string;
+  dispose(): Promise<void>;
+}
+
+/**
+ * The API as its own process (`tsx apps/api/src/main.ts`, as `npm run start -w @headbench/api` runs it) on a
+ * fresh database of the machine's Postgres.
+ */
+export async function startApi(): Promise<ApiProcess> {
+  const name = `headbench_web_${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const u = new URL(PG_ADMIN_URL);
+  u.pathname = `/${name}`;
+  const home = await mkdtemp(join(tmpdir(), 'headbench-web-'));
+  const port = await freePort();
+  const proc = spawn(
+    join(ROOT, 'node_modules', '.bin', 'tsx'),
+    ['--tsconfig', join(ROOT, 'apps', 'api', 'tsconfig.json'), join(ROOT, 'apps', 'api', 'src', 'main.ts')],
+    {
+      cwd: ROOT,
+      env: {
+        ...process.env,
+        DATABASE_URL: u.toString(),
+        HEADBENCH_HOME: home,
+        PORT: String(port),
+        HOST: '127.0.0.1',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let log = '';
+  proc.stdout?.on('data', (d) => (log += d));
+  proc.stderr?.on('data', (d) => (log += d));
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(
+    async () => {
+      if (proc.exitCode !== null) throw new Error(`api exited:\n${log}`);
+      return fetch(`${url}/trpc/whoami`).then(
+        (r) => r.status === 401,
+        () => false,
+      );
+    },
+    90_000,
+    `the API on ${url}`,
+  );
+  const adminToken = (await readFile(join(home, 'admin-token'), 'utf8')).trim();
+  return {
+    url,
+    adminToken,
+    async dispose() {
+      if (proc.exitCode === null) {
+        const exited = new Promise((r) => proc.once('exit', r));
+        proc.kill('SIGTERM');
+        await exited;
+      }
+      const c = new pg.Client({ connectionString: PG_ADMIN_URL });
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await c.end();
+      await rm(home, { recursive: true, force: true });
+    },
+  };
+}
+
+async function newest(dir: string): Promise<number> {
+  let t = 0;
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    t = Math.max(t, e.isDirectory() ? await newest(p) : (await stat(p)).mtimeMs);
+  }
+  return t;
+}
+
+/** `next build`, skipped when the existing build is newer than every source it depends on. */
+export async function buildWeb(): Promise<void> {
+  const built = await stat(join(WEB, '.next', 'BUILD_ID')).then(
+    (s) => s.mtimeMs,
+    () => 0,
+  );
+  const sources = Math.max(
+    await newest(join(WEB, 'src')),
+    await newest(join(ROOT, 'packages', 'ui', 'src')),
+    (await stat(join(WEB, 'next.config.ts'))).mtimeMs,
+  );
+  if (built > sources) return;
+  const r = spawnSync(
+    process.execPath,
+    [join(ROOT, 'node_modules', 'next', 'dist', 'bin', 'next'), 'build'],
+    {
+      cwd: WEB,
+      encoding: 'utf8',
+      env: { ...process.env, NEXT_TELEMETRY_DISABLED: '1' },
+      timeout: 300_000,
+    },
+  );
+  if (r.status !== 0) throw new Error(`next build failed:\n${r.stdout}\n${r.stderr}`);
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+export interface WebServer {
+  url: string;
+  proc: ChildProcess;
+  stop(): Promise<void>;
+}
+
+export async function startWeb(apiUrl: string): Promise<WebServer> {
+  const port = await freePort();
+  const proc = spawn(
+    process.execPath,
+    [
+      join(ROOT, 'node_modules', 'next', 'dist', 'bin', 'next'),
+      'start',
+      '--port',
+      String(port),
+      '--hostname',
+      '127.0.0.1',
+    ],
+    {
+      cwd: WEB,
+      env: {
+        ...process.env,
+        HEADBENCH_API_URL: apiUrl,
+        NEXT_TELEMETRY_DISABLED: '1',
+        NODE_ENV: 'production',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let log = '';
+  proc.stdout?.on('data', (d) => (log += d));
+  proc.stderr?.on('data', (d) => (log += d));
+  const url = `http://127.0.0.1:${port}`;
+  const until = Date.now() + 60_000;
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`next start exited:\n${log}`);
+    const ok = await fetch(`${url}/signin`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ok) break;
+    if (Date.now() > until) throw new Error(`next start did not answer:\n${log}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return {
+    url,
+    proc,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (proc.exitCode !== null) return resolve();
+        proc.once('exit', () => resolve());
+        proc.kill('SIGTERM');
+      }),
+  };
+}
+
+export async function waitFor<T>(
+  fn: () => Promise<T | undefined | false> | T | undefined | false,
+  ms = 20_000,
+  what = 'condition',
+): Promise<T> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v as T;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
