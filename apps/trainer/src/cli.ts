@@ -1,34 +1,14 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { HeadbenchInputError, openDataset, splitDataset } from '@headbench/core';
 import { COMPARE_HELP, parseCompareArgs, runCompare } from './compare.js';
-
-/** What `headbench start` runs until the platform (API, trainer, dashboard) takes over this command. */
-export const START_ARGS = [
-  '--data',
-  'generated:flowers17?size=64',
-  '--backbone',
-  'smallcnn',
-  '--trainable',
-  'all',
-  '--heads',
-  'fc,gap,gmp',
-  '--size',
-  '32',
-  '--epochs',
-  '8',
-  '--seeds',
-  '1',
-  '--lr',
-  '1e-3',
-  '--out',
-  'results',
-];
 
 const USAGE = `headbench — compare CNN classification heads (FC vs GAP vs GMP ...)
 
 Usage:
   headbench compare [flags]   Train backbones × heads × seeds, write results.json, metrics.csv, figures and report.md.
   headbench dataset <uri>     Open a dataset and print its classes, counts, split, hash and skipped files.
-  headbench start             The main job: a small compare of fc, gap and gmp on the generated flowers.
+  headbench start             The platform on this machine: API, dashboard, a local trainer and the default sweep.
 
 Run 'headbench compare --help' for every flag.
 
@@ -53,12 +33,14 @@ export async function main(argv: string[]): Promise<number> {
         return 0;
       }
       case 'start': {
-        console.log(`headbench start: headbench compare ${START_ARGS.join(' ')}`);
-        const plan = parseCompareArgs([...START_ARGS, ...rest]);
-        if (plan === 'help') return 0;
-        await runCompare(plan);
-        console.log(`report: ${plan.out}/report.md`);
-        return 0;
+        // The all-in-one platform (API, dashboard, local trainer, default sweep) lives in apps/launcher.
+        const bin = fileURLToPath(new URL('../../launcher/bin/headbench-start.js', import.meta.url));
+        const child = spawn(process.execPath, [bin, ...rest], { stdio: 'inherit' });
+        // Ctrl-C reaches the launcher through the terminal; a plain `kill` of this process is passed on.
+        const forward = (sig: NodeJS.Signals) => child.kill(sig);
+        process.on('SIGTERM', forward);
+        process.on('SIGINT', () => {});
+        return await new Promise<number>((res) => child.on('exit', (code) => res(code ?? 1)));
       }
       case undefined:
       case '--help':

