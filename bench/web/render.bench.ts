@@ -76,7 +76,7 @@ try {
     `<!doctype html><style>${css}</style><div id="c"></div><script>${bundle.outputFiles[0].text}</script>`,
   );
   const r = (await page.evaluate(
-    (n) => (window as unknown as { runBench(n: number): Promise<unknown> }).runBench(n),
+    (n) => (globalThis as unknown as { runBench(n: number): Promise<unknown> }).runBench(n),
     UPDATES,
   )) as {
     first: number;
