@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { registerTrainingKernels } from './kernels/index.js';
+import { unrefPoolWorkers, withNodeThreads } from './wasm_threads.js';
 
 export type BackendPreference = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
 
@@ -153,6 +154,18 @@ async function tryTfjsNode(requested: BackendPreference): Promise<BackendInfo | 
 }
 
 let wasmPathsSet = false;
+// tfjs creates the wasm backend once per process; threads can only be chosen before that.
+let wasmInitialised = false;
+
+/**
+ * Threads the wasm backend computes with: HEADBENCH_WASM_THREADS if set (1 = the single-threaded SIMD
+ * binary), else every core. tfjs alone would use at most cores/2, and in Node none at all.
+ */
+export function wasmThreadsWanted(): number {
+  const env = Number(process.env.HEADBENCH_WASM_THREADS);
+  if (Number.isInteger(env) && env >= 1) return env;
+  return os.availableParallelism();
+}
 
 async function initWasm(requested: BackendPreference): Promise<BackendInfo> {
   const wasm = await import('@tensorflow/tfjs-backend-wasm');
@@ -162,7 +175,19 @@ async function initWasm(requested: BackendPreference): Promise<BackendInfo> {
     wasm.setWasmPaths(dir + path.sep);
     wasmPathsSet = true;
   }
-  if (!(await tf.setBackend('wasm'))) {
+  const threads = wasmThreadsWanted();
+  let ok: boolean;
+  if (threads > 1 && !wasmInitialised) {
+    // First initialisation: pick the threaded-SIMD binary (see wasm_threads.ts for how it runs in Node).
+    tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', true);
+    wasm.setThreadsCount(threads);
+    ok = await withNodeThreads(threads, () => tf.setBackend('wasm'));
+    if (ok) unrefPoolWorkers(tf.findBackend('wasm'));
+  } else {
+    ok = await tf.setBackend('wasm');
+  }
+  wasmInitialised = true;
+  if (!ok) {
     throw new Error('The tfjs wasm backend failed to initialise (see the warning tfjs printed above)');
   }
   await tf.ready();

@@ -33,6 +33,9 @@ describe('initBackend', () => {
       threads: info.threads,
     });
     expect(info.threads).toBeGreaterThanOrEqual(1);
+    // Every core by default (the threaded-SIMD binary, started from real worker files), else the override.
+    const wanted = Number(process.env.HEADBENCH_WASM_THREADS) || os.availableParallelism();
+    expect(info.threads).toBe(wanted);
     expect(tf.getBackend()).toBe('wasm');
     for (const k of [...ADDED_KERNELS, ...REPLACED_KERNELS]) expect(tf.getKernel(k, 'wasm'), k).toBeDefined();
     expect(tf.getGradient('Conv2D')).toBeDefined();
