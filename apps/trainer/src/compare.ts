@@ -305,10 +305,14 @@ export async function runCompare(plan: ComparePlan): Promise<RunResult[]> {
         if (m.type === 'batch') progress.batch(run.id, m.metrics);
         else if (m.type === 'epoch') progress.epoch(run.id, m.metrics);
         else if (m.type === 'log') progress.log(run.id, m.message);
-        else last = m;
+        else {
+          // The run is over: don't wait for the thread to drain (a backend's helper threads can keep it alive).
+          last = m;
+          void worker.terminate();
+        }
       });
       worker.on('error', (err) => {
-        last = { type: 'error', message: err.message, input: false };
+        last ??= { type: 'error', message: err.message, input: false };
       });
       worker.on('exit', (code) =>
         resolveRun(
