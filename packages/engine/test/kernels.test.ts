@@ -287,6 +287,41 @@ describe('BatchMatMul replacement matches the cpu backend', () => {
       expect(r.err).toBeLessThanOrEqual(TOL);
     });
   });
+
+  // Dense-layer shapes that take the packing-free wasm/gemm.c kernels (B >= 64k elements, m <= 128):
+  // forward x.W (nn) and dx = dy.W^T (nt), with row / column / depth counts off the 4/16 blocking, a
+  // depth over the 256 block, and a Flatten(7x7x128) -> Dense(512) head at batch 32.
+  const dense: { a: number[]; b: number[]; tB: boolean }[] = [
+    { a: [5, 301], b: [301, 235], tB: false },
+    { a: [7, 262], b: [271, 262], tB: true },
+    { a: [1, 700], b: [700, 97], tB: false },
+    { a: [128, 1031], b: [83, 1031], tB: true },
+    { a: [32, 2048], b: [2048, 512], tB: false },
+    { a: [32, 512], b: [2048, 512], tB: true },
+  ];
+  dense.forEach(({ a, b, tB }, i) => {
+    it(`own gemm: ${a} x ${b} transposeB=${tB}, twice (a B seen before goes to stock when not transposed)`, async () => {
+      const inputs = {
+        a: { shape: a, data: rand(size(a), 650 + i) },
+        b: { shape: b, data: rand(size(b), 750 + i) },
+      };
+      const cpu = await runKernelOn('cpu', 'BatchMatMul', inputs, { transposeA: false, transposeB: tB });
+      await initBackend('wasm');
+      const at = tf.tensor(inputs.a.data, a);
+      const bt = tf.tensor(inputs.b.data, b);
+      for (let call = 0; call < 2; call++) {
+        const out = tf
+          .engine()
+          .runKernel('BatchMatMul', { a: at, b: bt }, { transposeA: false, transposeB: tB });
+        const t = out as tf.Tensor;
+        expect(t.shape).toEqual(cpu.shape);
+        expect(maxAbs(cpu.data)).toBeGreaterThan(0.1);
+        expect(relErr(t.dataSync(), cpu.data)).toBeLessThanOrEqual(TOL);
+        t.dispose();
+      }
+      tf.dispose([at, bt]);
+    });
+  });
 });
 
 describe('reduction, Tile and segment kernels match the cpu backend', () => {
@@ -412,7 +447,16 @@ describe('kernel memory hygiene on wasm', () => {
       DepthwiseConv2dNativeBackpropInput: () =>
         tf.grad((v: tf.Tensor) => tf.depthwiseConv2d(v as tf.Tensor4D, dw as tf.Tensor4D, 1, 'same'))(x),
       UnsortedSegmentSum: () => tf.unsortedSegmentSum(x, ids, 3),
-      BatchMatMul: () => tf.matMul(x2, x2, true, false),
+      BatchMatMul: () =>
+        tf.tidy(() => {
+          // The transposing path, and the own-gemm paths (nn for a B first seen, nt).
+          const big = tf.slice(tf.reshape(tf.tile(x2, [4, 32]), [288, 256]), [0, 0], [256, 256]);
+          return tf.addN([
+            tf.sum(tf.matMul(x2, x2, true, false)),
+            tf.sum(tf.matMul(tf.slice(big, [0, 0], [3, 256]), big)),
+            tf.sum(tf.matMul(tf.slice(big, [0, 0], [3, 256]), big, false, true)),
+          ]);
+        }),
       Tile: () => tf.tile(x, [1, 2, 1, 3]),
       Sum: () => tf.sum(x, [0, 1, 2]),
       Mean: () => tf.mean(x, [0, 1]),

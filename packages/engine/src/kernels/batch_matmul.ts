@@ -8,10 +8,25 @@ import {
   type TensorInfo,
   util,
 } from '@tensorflow/tfjs-core';
-import { asTensor } from './util.js';
+import { gemm } from './gemm_wasm.js';
+import { asTensor, asWasmBackend } from './util.js';
 
 /** Matrices smaller than this (m*k*n) stay on the stock kernel: a per-matrix loop would cost more. */
 const LOOP_MIN_WORK = 32 * 32 * 32;
+/**
+ * Own packing-free kernels (gemm_wasm.ts) for a right-hand matrix of at least this many elements...
+ * XNNPACK repacks a right-hand matrix it has not seen at ~25 ns/element (0.35 s for a 25088x512 Dense
+ * kernel), which dominates whenever few rows multiply it (m small: Dense layers at training batch sizes).
+ */
+const OWN_GEMM_MIN_B = 1 << 16;
+/** ...and at most this many rows: beyond it XNNPACK's two-threaded arithmetic wins back the packing. */
+const OWN_GEMM_MAX_M = 128;
+/**
+ * Right-hand matrices (by dataId) already multiplied once. Stock wasm caches its packed copy of a B it
+ * has multiplied (until B is disposed), so a B that comes back (inference weights) goes to the stock
+ * kernel from its second use on; training weights are new tensors every step and never come back.
+ */
+const seenB = new WeakSet<object>();
 
 /**
  * Stock wasm BatchMatMul reaches XNNPACK only for a single plain A x B; with transposeA / transposeB
@@ -30,6 +45,33 @@ export function makeBatchMatMul(stock: KernelFunc): KernelFunc {
       );
     const batchA = util.sizeFromShape(a.shape.slice(0, -2));
     const batchB = util.sizeFromShape(b.shape.slice(0, -2));
+    if (batchA === 1 && batchB === 1 && !transposeA && a.dtype === 'float32' && b.dtype === 'float32') {
+      const [m, k] = a.shape.slice(-2);
+      const n = transposeB ? b.shape[b.shape.length - 2] : b.shape[b.shape.length - 1];
+      const seen = seenB.has(b.dataId);
+      seenB.add(b.dataId);
+      // transposeB has no fast stock path at all (it would transpose B, a new tensor, every call).
+      if (k * n >= OWN_GEMM_MIN_B && m <= OWN_GEMM_MAX_M && (transposeB || !seen)) {
+        const wasm = asWasmBackend(backend);
+        const outShape = [
+          ...broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2)),
+          m,
+          n,
+        ];
+        const out = wasm.makeOutput(outShape, 'float32');
+        // Views after the allocation: growing the heap detaches older ones.
+        gemm(
+          transposeB ? 'nt' : 'nn',
+          wasm.typedArrayFromHeap(a) as Float32Array,
+          wasm.typedArrayFromHeap(b) as Float32Array,
+          wasm.typedArrayFromHeap(out) as Float32Array,
+          m,
+          k,
+          n,
+        );
+        return out;
+      }
+    }
     if (!transposeA && !transposeB && batchA === 1 && batchB === 1) {
       // Already the fast path: no tidy, no copies.
       return stock({ inputs, backend, attrs });

@@ -1,0 +1,192 @@
+/**
+ * headbench (tfjs wasm + @headbench/engine) vs PyTorch on the same models, shapes, batch and threads.
+ *   npx tsx bench/engine/compare.bench.ts [--rounds 3] [--only smallcnn,vgg16-128] [--python /usr/bin/python3]
+ * PyTorch runs as a persistent child (bench/engine/torch_bench.py, Debian's python3-torch) so the two
+ * sides alternate workload by workload, round after round; the table reports medians per side. The
+ * machine is shared: loads from other processes move single figures by 2x, medians less.
+ * Threads: the engine's (HEADBENCH_WASM_THREADS, default every core) for both sides.
+ */
+import { spawn } from 'node:child_process';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { buildBackbone } from '@headbench/core';
+import { initBackend } from '@headbench/engine';
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+
+function arg(name: string, def: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : def;
+}
+const rounds = Number(arg('rounds', '3'));
+const python = arg('python', '/usr/bin/python3');
+const only = arg('only', '')
+  .split(',')
+  .filter((s) => s !== '');
+
+interface Spec {
+  kind: 'train' | 'infer';
+  model: 'smallcnn' | 'nin' | 'dense_head' | 'vgg16' | 'vgg19' | 'mobilenetv2';
+  size: number;
+  batch: number;
+  reps: number;
+}
+const WORKLOADS: Record<string, Spec> = {
+  'train smallcnn 64 b32': { kind: 'train', model: 'smallcnn', size: 64, batch: 32, reps: 3 },
+  'train nin 64 b32': { kind: 'train', model: 'nin', size: 64, batch: 32, reps: 2 },
+  'train dense-head 7x7x512 b32': { kind: 'train', model: 'dense_head', size: 7, batch: 32, reps: 5 },
+  'infer vgg16 128 b8': { kind: 'infer', model: 'vgg16', size: 128, batch: 8, reps: 2 },
+  'infer vgg16 224 b8': { kind: 'infer', model: 'vgg16', size: 224, batch: 8, reps: 1 },
+  'infer vgg19 128 b8': { kind: 'infer', model: 'vgg19', size: 128, batch: 8, reps: 2 },
+  'infer vgg19 224 b8': { kind: 'infer', model: 'vgg19', size: 224, batch: 8, reps: 1 },
+  'infer mobilenetv2 128 b8': { kind: 'infer', model: 'mobilenetv2', size: 128, batch: 8, reps: 3 },
+  'infer mobilenetv2 224 b8': { kind: 'infer', model: 'mobilenetv2', size: 224, batch: 8, reps: 2 },
+};
+const names = Object.keys(WORKLOADS).filter((n) => only.length === 0 || only.some((o) => n.includes(o)));
+
+/** Backbone + GAP + Dense(10) softmax, as the trainer's GAP head builds it. */
+function classifier(base: tfl.LayersModel): tfl.LayersModel {
+  const gap = tfl.layers.globalAveragePooling2d({}).apply(base.outputs[0]);
+  const out = tfl.layers.dense({ units: 10, activation: 'softmax' }).apply(gap) as tfl.SymbolicTensor;
+  return tfl.model({ inputs: base.inputs, outputs: out });
+}
+
+function denseHead(): tfl.LayersModel {
+  const m = tfl.sequential();
+  m.add(tfl.layers.flatten({ inputShape: [7, 7, 512] }));
+  m.add(tfl.layers.dense({ units: 512, activation: 'relu' }));
+  m.add(tfl.layers.dense({ units: 10, activation: 'softmax' }));
+  return m;
+}
+
+/** Builds the model and input once; returns one timed step (a training step or a forward pass). */
+function makeStep(spec: Spec): { step: () => void; dispose: () => void } {
+  const model =
+    spec.model === 'dense_head'
+      ? denseHead()
+      : spec.kind === 'train'
+        ? classifier(buildBackbone(spec.model, { inputShape: [spec.size, spec.size, 3], seed: 1 }))
+        : buildBackbone(spec.model, { inputShape: [spec.size, spec.size, 3], seed: 1 });
+  const shape = spec.model === 'dense_head' ? [spec.batch, 7, 7, 512] : [spec.batch, spec.size, spec.size, 3];
+  const x = tf.randomNormal(shape);
+  if (spec.kind === 'infer') {
+    return {
+      // A scalar out of the tidy: returning the whole typed array would make tidy walk every element.
+      step: () => tf.tidy(() => tf.sum(model.predict(x) as tf.Tensor).dataSync()[0]),
+      dispose: () => {
+        x.dispose();
+        model.dispose();
+      },
+    };
+  }
+  const y = tf.oneHot(tf.randomUniform([spec.batch], 0, 10, 'int32'), 10);
+  const opt = tf.train.adam(1e-3);
+  return {
+    step: () =>
+      tf.tidy(
+        () =>
+          opt
+            .minimize(
+              () =>
+                tf.losses.softmaxCrossEntropy(
+                  y,
+                  model.apply(x, { training: true }) as tf.Tensor,
+                ) as tf.Scalar,
+              true,
+            )!
+            .dataSync()[0],
+      ),
+    dispose: () => {
+      tf.dispose([x, y]);
+      model.dispose();
+      opt.dispose();
+    },
+  };
+}
+
+const steps = new Map<string, ReturnType<typeof makeStep>>();
+function headbenchRun(name: string): number {
+  const spec = WORKLOADS[name];
+  let s = steps.get(name);
+  if (s === undefined) {
+    s = makeStep(spec);
+    s.step(); // warm-up: operator creation, optimizer slots
+    steps.set(name, s);
+  }
+  const t0 = performance.now();
+  for (let i = 0; i < spec.reps; i++) s.step();
+  return (spec.batch * spec.reps * 1000) / (performance.now() - t0);
+}
+
+const median = (v: number[]): number => {
+  const s = [...v].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+const info = await initBackend('wasm');
+const threads = info.threads;
+const here = path.dirname(fileURLToPath(import.meta.url));
+const torch = spawn(python, [path.join(here, 'torch_bench.py'), String(threads)], {
+  stdio: ['pipe', 'pipe', 'inherit'],
+});
+const lines = readline.createInterface({ input: torch.stdout });
+const iter = lines[Symbol.asyncIterator]();
+const readReply = async (): Promise<Record<string, unknown>> => {
+  const r = await iter.next();
+  if (r.done) throw new Error(`torch_bench.py exited (code ${torch.exitCode}); is python3-torch installed?`);
+  return JSON.parse(r.value);
+};
+const torchInfo = await readReply();
+const torchRun = async (name: string): Promise<number> => {
+  const { reps, ...spec } = WORKLOADS[name];
+  torch.stdin.write(`${JSON.stringify({ spec, reps })}\n`);
+  return (await readReply()).img_per_s as number;
+};
+
+console.log(`command: npx tsx bench/engine/compare.bench.ts ${process.argv.slice(2).join(' ')}`.trim());
+console.log(
+  `machine: ${os.cpus()[0]?.model ?? '?'} x${os.availableParallelism()}, node ${process.version}, ` +
+    `load avg at start ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+);
+console.log(`headbench: tfjs ${tf.version_core} ${info.name}, ${threads} threads`);
+console.log(`pytorch: ${torchInfo.torch}, ${torchInfo.threads} threads`);
+
+const results = new Map<string, { hb: number[]; pt: number[] }>(names.map((n) => [n, { hb: [], pt: [] }]));
+for (let r = 0; r < rounds; r++) {
+  for (const name of names) {
+    const res = results.get(name)!;
+    // Alternate which side goes first so neither always follows the other's cache / thermal state.
+    if (r % 2 === 0) {
+      res.hb.push(headbenchRun(name));
+      res.pt.push(await torchRun(name));
+    } else {
+      res.pt.push(await torchRun(name));
+      res.hb.push(headbenchRun(name));
+    }
+    console.log(
+      `round ${r + 1} ${name}: headbench ${res.hb.at(-1)!.toFixed(2)} img/s, pytorch ${res.pt.at(-1)!.toFixed(2)} img/s`,
+    );
+  }
+}
+torch.stdin.end();
+for (const s of steps.values()) s.dispose();
+
+console.log(`\nmedians over ${rounds} alternating rounds (${threads} threads each side)`);
+console.log('| workload | headbench img/s | PyTorch img/s | ratio |');
+console.log('|---|---:|---:|---:|');
+for (const [name, { hb, pt }] of results) {
+  const h = median(hb);
+  const p = median(pt);
+  console.log(`| ${name} | ${h.toFixed(2)} | ${p.toFixed(2)} | ${(h / p).toFixed(2)} |`);
+}
+console.log(
+  `load avg at end: ${os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')}`,
+);
