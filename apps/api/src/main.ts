@@ -14,6 +14,7 @@ import { migrateDeploy } from './db/migrate.js';
 import { AppModule } from './nest.js';
 import { LIMITS } from './protocol.js';
 import { ArtifactService, FsArtifactStore } from './services/artifacts.js';
+import { DatasetService } from './services/datasets.js';
 import { LiveHub } from './services/live.js';
 import { MetricService } from './services/metrics.js';
 import { RunService } from './services/runs.js';
@@ -41,6 +42,10 @@ export interface ApiOptions {
   liveIntervalMs?: number;
   /** Artifact upload limit; default env HEADBENCH_MAX_ARTIFACT_BYTES or 512 MiB. */
   maxArtifactBytes?: number;
+  /** Dataset upload limit; default env HEADBENCH_MAX_DATASET_BYTES or 2 GiB. */
+  maxDatasetBytes?: number;
+  /** Seconds after start before expired leases are reaped; default one lease length. */
+  reaperGraceSeconds?: number;
   /** Print the admin token when one is created; default true. */
   quiet?: boolean;
 }
@@ -118,7 +123,7 @@ export async function createApi(opts: ApiOptions = {}): Promise<ApiHandle> {
     const runs = new RunService(
       db.pool,
       hub,
-      { leaseSeconds, maxAttempts: opts.maxAttempts ?? 3 },
+      { leaseSeconds, maxAttempts: opts.maxAttempts ?? 3, reaperGraceSeconds: opts.reaperGraceSeconds },
       databaseUrl,
     );
     await runs.start();
@@ -126,12 +131,16 @@ export async function createApi(opts: ApiOptions = {}): Promise<ApiHandle> {
     const maxBytes =
       opts.maxArtifactBytes ?? (Number(process.env.HEADBENCH_MAX_ARTIFACT_BYTES) || LIMITS.artifactBytes);
     const auth = new TokenAuth(db.pool);
+    const store = new FsArtifactStore(join(home, 'artifacts'));
+    const maxDatasetBytes =
+      opts.maxDatasetBytes ?? (Number(process.env.HEADBENCH_MAX_DATASET_BYTES) || LIMITS.datasetBytes);
     const services: Services = {
       db,
       auth,
       runs,
       metrics: new MetricService(db.pool, runs, hub, db.ingestPool),
-      artifacts: new ArtifactService(db.pool, runs, new FsArtifactStore(join(home, 'artifacts')), maxBytes),
+      artifacts: new ArtifactService(db.pool, runs, store, maxBytes),
+      datasets: new DatasetService(db.pool, store, maxDatasetBytes),
     };
     const adminToken = await ensureAdminToken(services, home, quiet);
 

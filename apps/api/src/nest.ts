@@ -24,7 +24,8 @@ import { getHTTPStatusCodeFromError } from '@trpc/server/http';
 import type { Namespace, Socket } from 'socket.io';
 import { z } from 'zod';
 import { bearer, type Principal } from './auth.js';
-import { ARTIFACT_KINDS } from './protocol.js';
+import { ARTIFACT_KINDS, DATASET_FORMATS } from './protocol.js';
+import { contentTypeOf } from './services/artifacts.js';
 import type { LiveHub } from './services/live.js';
 import type { Services } from './trpc.js';
 
@@ -116,21 +117,91 @@ export class ArtifactsController {
         throw new TRPCError({ code: 'BAD_REQUEST', message: 'id: invalid uuid' });
       const a = await this.services.artifacts.get(id);
       if (!a) throw new TRPCError({ code: 'NOT_FOUND', message: `no artifact ${id}` });
-      if (p.role === 'trainer') {
-        // Trainers may fetch only checkpoints of runs they hold (to resume).
-        const { rows } = await this.services.db.pool.query(
-          `SELECT 1 FROM runs r JOIN trainers t ON t.id = r.trainer_id
-           WHERE r.id = $1 AND r.status = 'running' AND t.token_id = $2`,
-          [a.run_id, p.tokenId],
-        );
-        if (!rows[0])
-          throw new TRPCError({ code: 'FORBIDDEN', message: 'this trainer does not hold that run' });
+      // Trainers: their held runs' artifacts, and the models those runs reference (`weights: run:<id>`).
+      if (p.role === 'trainer' && !(await this.services.artifacts.trainerMayRead(p, a))) {
+        throw new TRPCError({
+          code: 'FORBIDDEN',
+          message: 'trainer tokens may read only artifacts of runs they hold or models those runs use',
+        });
       }
-      res.setHeader('content-type', 'application/octet-stream');
+      res.setHeader('content-type', contentTypeOf(a.name));
       res.setHeader('content-length', String(a.size));
       res.setHeader('x-sha256', a.sha256);
       res.setHeader('content-disposition', `attachment; filename="${a.name}"`);
       (await this.services.artifacts.store.get(a.uri)).pipe(res);
+    } catch (e) {
+      sendError(res, e);
+    }
+  }
+}
+
+const DatasetPutQuery = z.object({
+  format: z.enum(DATASET_FORMATS),
+  /** The dataset's content hash (as `headbench` computes it), checked by trainers after unpacking. */
+  contentHash: z
+    .string()
+    .regex(/^[0-9a-f]{16,128}$/)
+    .optional(),
+  /** Comma-separated class order. */
+  classes: z.string().max(100_000).optional(),
+});
+
+/** Dataset archives: PUT (members, admins; size-limited) registers the set; GET streams it back. */
+@Controller('datasets')
+export class DatasetsController {
+  constructor(@Inject(SERVICES) private readonly services: Services) {}
+
+  @Put(':name')
+  async put(
+    @Param('name') name: string,
+    @Query() query: Record<string, string>,
+    @Req() req: Request,
+    @Res() res: Response,
+  ) {
+    try {
+      const p = await principalOf(this.services, req);
+      if (p.role === 'trainer')
+        throw new TRPCError({ code: 'FORBIDDEN', message: 'trainer tokens cannot upload datasets' });
+      const q = DatasetPutQuery.safeParse(query);
+      if (!q.success) {
+        throw new TRPCError({
+          code: 'BAD_REQUEST',
+          message: q.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '),
+        });
+      }
+      const declared = Number(req.headers['content-length']);
+      if (declared > this.services.datasets.maxBytes) {
+        throw new TRPCError({
+          code: 'PAYLOAD_TOO_LARGE',
+          message: `dataset exceeds ${this.services.datasets.maxBytes} bytes`,
+        });
+      }
+      const classes = q.data.classes?.split(',').filter(Boolean);
+      const info = await this.services.datasets.upload(name, { ...q.data, classes }, req);
+      res.status(201).json(info);
+    } catch (e) {
+      sendError(res, e);
+      if (!req.complete) req.destroy();
+    }
+  }
+
+  @Get(':name/content')
+  async content(@Param('name') name: string, @Req() req: Request, @Res() res: Response) {
+    try {
+      const p = await principalOf(this.services, req);
+      const d = await this.services.datasets.get(name);
+      if (!d?.archive_uri) throw new TRPCError({ code: 'NOT_FOUND', message: `no uploaded dataset ${name}` });
+      if (p.role === 'trainer' && !(await this.services.datasets.trainerMayRead(p, name))) {
+        throw new TRPCError({
+          code: 'FORBIDDEN',
+          message: 'trainer tokens may read only datasets of runs they hold',
+        });
+      }
+      res.setHeader('content-type', contentTypeOf(`x.${d.archive_format}`));
+      res.setHeader('content-length', String(d.archive_size));
+      res.setHeader('x-sha256', d.archive_sha256 ?? '');
+      res.setHeader('content-disposition', `attachment; filename="${d.name}.${d.archive_format}"`);
+      (await this.services.datasets.store.get(d.archive_uri)).pipe(res);
     } catch (e) {
       sendError(res, e);
     }
@@ -221,7 +292,7 @@ export class AppModule implements OnModuleInit {
   static forRoot(services: Services, hub: LiveHub): DynamicModule {
     return {
       module: AppModule,
-      controllers: [HealthController, ArtifactsController],
+      controllers: [HealthController, ArtifactsController, DatasetsController],
       providers: [
         { provide: SERVICES, useValue: services },
         { provide: HUB, useValue: hub },

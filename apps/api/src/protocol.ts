@@ -7,7 +7,9 @@
  *    and `work` {} (new runs are queued: lease now instead of waiting for the next poll).
  *
  * Flow: register → lease (poll, or on `work`) → heartbeat every ≤ leaseSeconds/3 with held runs →
- * reportMetrics (batched; safe to resend) → uploadArtifact checkpoints → complete | fail.
+ * reportMetrics (batched; safe to resend) → uploadArtifact checkpoints → complete | fail | release.
+ * What a run needs to read comes with its lease (`dataset`, `weights`): a trainer token may GET exactly
+ * those (the referenced model artifact, the uploaded dataset archive) and its held runs' own artifacts.
  * Every run-scoped call carries { runId, leaseId }; a stale lease (expired and handed to someone else,
  * or canceled) is answered 403/409 and the trainer must drop the run.
  * This module imports nothing from @headbench/core at runtime so browsers can use it.
@@ -16,7 +18,15 @@
 import type { ParamCounts, RunConfig, RunSummary } from '@headbench/core';
 import { z } from 'zod';
 
-export const ARTIFACT_KINDS = ['checkpoint', 'figure', 'cam', 'confusion', 'report', 'features'] as const;
+export const ARTIFACT_KINDS = [
+  'checkpoint',
+  'figure',
+  'cam',
+  'confusion',
+  'report',
+  'features',
+  'model',
+] as const;
 export type ArtifactKind = (typeof ARTIFACT_KINDS)[number];
 export const RUN_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'canceled'] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
@@ -28,7 +38,12 @@ export const LIMITS = {
   /** Default bytes per artifact upload (env HEADBENCH_MAX_ARTIFACT_BYTES). */
   artifactBytes: 512 * 1024 * 1024,
   metricName: 64,
+  /** Default bytes per dataset upload (env HEADBENCH_MAX_DATASET_BYTES). */
+  datasetBytes: 2 * 1024 * 1024 * 1024,
 } as const;
+
+export const DATASET_FORMATS = ['zip', 'tar', 'tgz'] as const;
+export type DatasetFormat = (typeof DATASET_FORMATS)[number];
 
 const uuid = z.uuid();
 const name = z
@@ -95,6 +110,20 @@ export interface LeasedRun {
   resume: { artifactId: string; epoch: number; downloadPath: string } | null;
   /** Highest step already stored per metric name, so a resumed run can skip what it already sent. */
   lastSteps: Record<string, number>;
+  /**
+   * The dataset registry's record when the run's dataset is `dataset:<name>` or a registered URI:
+   * its content hash (check it), and for uploaded datasets the archive to GET with the trainer token.
+   */
+  dataset: LeasedDataset | null;
+  /** For `weights: run:<id>`: that run's final model artifact (GET downloadPath with the trainer token). */
+  weights: { runId: string; artifactId: string; downloadPath: string; sha256: string; size: number } | null;
+}
+export interface LeasedDataset {
+  name: string;
+  uri: string;
+  contentHash: string | null;
+  classes: string[];
+  archive: { downloadPath: string; sha256: string; size: number; format: DatasetFormat } | null;
 }
 export interface LeaseOutput {
   runs: LeasedRun[];
@@ -173,6 +202,19 @@ export const FailInput = z.object({
   retryable: z.boolean().default(false),
 });
 export type FailInput = z.input<typeof FailInput>;
+
+/**
+ * Hands a held run back to the queue without using up an attempt (graceful trainer stop: SIGTERM/SIGINT).
+ * The next attempt resumes from the run's newest stored checkpoint.
+ */
+export const ReleaseInput = z.object({
+  runId: uuid,
+  leaseId: uuid,
+  reason: z.string().min(1).max(2000),
+  /** Epoch of the checkpoint the trainer uploaded before releasing (informational; recorded in the event). */
+  checkpointEpoch: z.number().int().min(0).optional(),
+});
+export type ReleaseInput = z.input<typeof ReleaseInput>;
 
 export interface RunStateOutput {
   runId: string;

@@ -1,4 +1,5 @@
 import { Readable } from 'node:stream';
+import { BACKBONE_NAMES, BACKEND_NAMES, HEAD_NAMES, OPTIMIZER_NAMES, POOLING_NAMES } from '@headbench/core';
 import { initTRPC, TRPCError } from '@trpc/server';
 import { z } from 'zod';
 import { hashToken, newTokenSecret, type Principal, type TokenAuth } from './auth.js';
@@ -6,15 +7,18 @@ import type { Database } from './db/database.js';
 import {
   ARTIFACT_KINDS,
   CompleteInput,
+  DATASET_FORMATS,
   FailInput,
   HeartbeatInput,
   LeaseInput,
   RegisterInput,
+  ReleaseInput,
   ReportMetricsInput,
   RUN_STATUSES,
   UploadArtifactInput,
 } from './protocol.js';
 import type { ArtifactService } from './services/artifacts.js';
+import type { DatasetService } from './services/datasets.js';
 import type { MetricService } from './services/metrics.js';
 import type { RunService } from './services/runs.js';
 import { SweepSpec } from './sweep-spec.js';
@@ -25,6 +29,7 @@ export interface Services {
   runs: RunService;
   metrics: MetricService;
   artifacts: ArtifactService;
+  datasets: DatasetService;
 }
 export interface Context {
   principal: Principal | null;
@@ -115,6 +120,40 @@ const toRun = (r: RunRow) => ({
   error: r.error,
 });
 
+type DatasetRow = {
+  id: string;
+  name: string;
+  uri: string;
+  contentHash: string | null;
+  classes: string[];
+  trainCount: number | null;
+  testCount: number | null;
+  archiveUri: string | null;
+  archiveFormat: string | null;
+  archiveSha256: string | null;
+  archiveSize: bigint | null;
+  createdAt: Date;
+};
+const toDataset = (d: DatasetRow) => ({
+  id: d.id,
+  name: d.name,
+  uri: d.uri,
+  contentHash: d.contentHash,
+  classes: d.classes,
+  trainCount: d.trainCount,
+  testCount: d.testCount,
+  /** Uploaded archive (PUT /datasets/:name): GET downloadPath with the same token. */
+  archive: d.archiveSha256
+    ? {
+        format: d.archiveFormat as (typeof DATASET_FORMATS)[number],
+        sha256: d.archiveSha256,
+        size: Number(d.archiveSize),
+        downloadPath: `/datasets/${encodeURIComponent(d.name)}/content`,
+      }
+    : null,
+  createdAt: iso(d.createdAt)!,
+});
+
 async function statusCounts(ctx: Context, sweepIds: string[]) {
   const rows = await ctx.services.db.prisma.run.groupBy({
     by: ['sweepId', 'status'],
@@ -132,6 +171,20 @@ async function statusCounts(ctx: Context, sweepIds: string[]) {
 
 export const appRouter = t.router({
   whoami: authed.query(({ ctx }) => ({ role: ctx.principal.role, name: ctx.principal.name })),
+
+  meta: t.router({
+    /** Valid names for sweep forms, straight from @headbench/core (trainable also takes a block count ≥ 1). */
+    names: authed.query(() => ({
+      backbones: [...BACKBONE_NAMES],
+      heads: [...HEAD_NAMES],
+      optimizers: [...OPTIMIZER_NAMES],
+      trainable: ['frozen', 'all'] as ('frozen' | 'all')[],
+      backends: [...BACKEND_NAMES],
+      poolings: [...POOLING_NAMES],
+      artifactKinds: [...ARTIFACT_KINDS],
+      datasetFormats: [...DATASET_FORMATS],
+    })),
+  }),
 
   sweeps: t.router({
     create: user.input(SweepSpec).mutation(async ({ ctx, input }) => {
@@ -152,6 +205,7 @@ export const appRouter = t.router({
           where: input.status ? { status: input.status } : {},
           orderBy: { createdAt: 'desc' },
           take: input.limit,
+          include: { creator: { select: { name: true } } },
         });
         const counts = await statusCounts(
           ctx,
@@ -163,11 +217,17 @@ export const appRouter = t.router({
           status: s.status,
           createdAt: iso(s.createdAt)!,
           parentId: s.parentId,
+          creatorId: s.creatorId,
+          /** The creating user's name; null when that user was deleted. */
+          creator: s.creator?.name ?? null,
           runs: counts.get(s.id) ?? {},
         }));
       }),
     get: user.input(id).query(async ({ ctx, input }) => {
-      const s = await ctx.services.db.prisma.sweep.findUnique({ where: { id: input.id } });
+      const s = await ctx.services.db.prisma.sweep.findUnique({
+        where: { id: input.id },
+        include: { creator: { select: { name: true } } },
+      });
       if (!s) throw new TRPCError({ code: 'NOT_FOUND', message: `no sweep ${input.id}` });
       const counts = await statusCounts(ctx, [s.id]);
       return {
@@ -176,6 +236,7 @@ export const appRouter = t.router({
         status: s.status,
         spec: s.spec as Record<string, unknown>,
         creatorId: s.creatorId,
+        creator: s.creator?.name ?? null,
         parentId: s.parentId,
         createdAt: iso(s.createdAt)!,
         runs: counts.get(s.id) ?? {},
@@ -324,13 +385,10 @@ export const appRouter = t.router({
           create: input,
           update: input,
         });
-        return { ...d, createdAt: iso(d.createdAt)! };
+        return toDataset(d);
       }),
     list: user.query(async ({ ctx }) =>
-      (await ctx.services.db.prisma.dataset.findMany({ orderBy: { name: 'asc' } })).map((d) => ({
-        ...d,
-        createdAt: iso(d.createdAt)!,
-      })),
+      (await ctx.services.db.prisma.dataset.findMany({ orderBy: { name: 'asc' } })).map(toDataset),
     ),
   }),
 
@@ -432,6 +490,10 @@ export const appRouter = t.router({
       .input(CompleteInput)
       .mutation(({ ctx, input }) => ctx.services.runs.complete(ctx.principal, input)),
     fail: trainer.input(FailInput).mutation(({ ctx, input }) => ctx.services.runs.fail(ctx.principal, input)),
+    /** Hand a held run back to the queue without using up an attempt (graceful stop). */
+    release: trainer
+      .input(ReleaseInput)
+      .mutation(({ ctx, input }) => ctx.services.runs.release(ctx.principal, input)),
     uploadArtifact: trainer.input(UploadArtifactInput).mutation(({ ctx, input }) => {
       const { contentBase64, ...meta } = input;
       return ctx.services.artifacts.upload(

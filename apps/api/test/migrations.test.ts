@@ -81,21 +81,15 @@ describe('migrations', () => {
     const status = await prisma(['migrate', 'status'], db.url);
     expect(status.stdout).toMatch(/Database schema is up to date/);
 
+    // The full schema renders to SQL (the engine's diff works offline).
     const { stdout } = await prisma(
       ['migrate', 'diff', '--from-empty', '--to-schema', '../../prisma/schema.prisma', '--script'],
       db.url,
     );
-    const names = (await readdir(MIGRATIONS_DIR, { withFileTypes: true }))
-      .filter((d) => d.isDirectory())
-      .map((d) => d.name);
-    // With one migration so far, the whole schema must equal it (guards against schema edits without a migration).
-    expect(names).toHaveLength(1);
-    const committed = await readFile(join(MIGRATIONS_DIR, names[0], 'migration.sql'), 'utf8');
-    // `diff --from-empty` also creates the public schema, which migrate dev leaves out (it exists).
-    const fromEmpty = stdout.replace(/^-- CreateSchema\nCREATE SCHEMA IF NOT EXISTS "public";\n\n/, '');
-    expect(fromEmpty.trim()).toBe(committed.trim());
+    expect(stdout).toMatch(/CREATE TABLE "runs"/);
 
-    // And the live database matches the schema: an empty diff.
+    // The committed migrations, applied in order, give exactly the schema (guards against schema edits
+    // without a migration): an empty diff.
     const live = await prisma(
       [
         'migrate',

@@ -1,6 +1,6 @@
 // @headbench/client: typed tRPC client for the headbench API, socket helpers, and the trainer protocol.
 
-import type { ArtifactInfo, ArtifactKind, LiveUpdate } from '@headbench/api/protocol';
+import type { ArtifactInfo, ArtifactKind, DatasetFormat, LiveUpdate } from '@headbench/api/protocol';
 import type { AppRouter } from '@headbench/api/router';
 import { createTRPCClient, httpBatchLink, httpLink, type TRPCClient } from '@trpc/client';
 import { io, type Socket } from 'socket.io-client';
@@ -120,4 +120,37 @@ export async function downloadArtifact(opts: {
   });
   if (!res.ok) throw new Error(`download failed (${res.status}): ${await res.text()}`);
   return new Uint8Array(await res.arrayBuffer());
+}
+
+/**
+ * Uploads a dataset archive (.zip, .tar or .tar.gz) with PUT /datasets/:name and registers it under `name`
+ * (runs use `dataset:<name>`; trainers fetch it through the API with their own token, checked by sha256).
+ */
+export async function uploadDataset(opts: {
+  url: string;
+  token: string;
+  name: string;
+  format: DatasetFormat;
+  body: Uint8Array | Blob;
+  /** The dataset's content hash, when known: trainers check the unpacked set against it. */
+  contentHash?: string;
+  classes?: string[];
+}): Promise<{
+  id: string;
+  name: string;
+  uri: string;
+  contentHash: string | null;
+  archive: { format: DatasetFormat; sha256: string; size: number; downloadPath: string };
+}> {
+  const q = new URLSearchParams({ format: opts.format });
+  if (opts.contentHash) q.set('contentHash', opts.contentHash);
+  if (opts.classes?.length) q.set('classes', opts.classes.join(','));
+  const res = await fetch(`${opts.url.replace(/\/$/, '')}/datasets/${encodeURIComponent(opts.name)}?${q}`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${opts.token}`, 'content-type': 'application/octet-stream' },
+    body: opts.body as NonNullable<Parameters<typeof fetch>[1]>['body'],
+  });
+  const json = (await res.json()) as { error?: string };
+  if (!res.ok) throw new Error(`dataset upload failed (${res.status}): ${json.error}`);
+  return json as Awaited<ReturnType<typeof uploadDataset>>;
 }

@@ -74,6 +74,32 @@ export class FsArtifactStore implements ArtifactStore {
 }
 
 export const artifactKey = (runId: string, name: string) => join(runId, name);
+/** Uploaded dataset archives live beside run artifacts, one file per upload. */
+export const datasetKey = (id: string, format: string) => join('_datasets', `${id}.${format}`);
+
+const CONTENT_TYPES: Record<string, string> = {
+  png: 'image/png',
+  jpg: 'image/jpeg',
+  jpeg: 'image/jpeg',
+  svg: 'image/svg+xml',
+  webp: 'image/webp',
+  json: 'application/json',
+  jsonl: 'application/x-ndjson',
+  md: 'text/markdown; charset=utf-8',
+  txt: 'text/plain; charset=utf-8',
+  csv: 'text/csv; charset=utf-8',
+  html: 'text/html; charset=utf-8',
+  tar: 'application/x-tar',
+  tgz: 'application/gzip',
+  gz: 'application/gzip',
+  zip: 'application/zip',
+  bin: 'application/octet-stream',
+};
+/** Content type from a file name's extension (octet-stream when unknown). */
+export function contentTypeOf(name: string): string {
+  const ext = /\.([a-z0-9]+)$/i.exec(name)?.[1]?.toLowerCase();
+  return (ext && CONTENT_TYPES[ext]) || 'application/octet-stream';
+}
 
 const NAME_RE = /^[\w.-]{1,200}$/;
 
@@ -146,6 +172,21 @@ export class ArtifactService {
       );
     }
     return toArtifactInfo(art);
+  }
+
+  /**
+   * May this trainer token read artifact `a`? Yes for artifacts of runs it holds (checkpoints to resume),
+   * and for the final model of a run referenced as `weights: run:<id>` by a run it holds; nothing else.
+   */
+  async trainerMayRead(p: Principal, a: ArtifactRow): Promise<boolean> {
+    const { rows } = await this.pool.query(
+      `SELECT 1 FROM runs r JOIN trainers t ON t.id = r.trainer_id
+       WHERE r.status = 'running' AND t.token_id = $2
+         AND (r.id = $1 OR ($3 AND r.config->>'weights' = 'run:' || $1::text))
+       LIMIT 1`,
+      [a.run_id, p.tokenId, a.kind === 'model' || a.name === 'model.tar'],
+    );
+    return rows.length > 0;
   }
 
   async get(id: string): Promise<ArtifactRow | null> {

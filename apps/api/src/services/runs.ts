@@ -10,11 +10,13 @@ import type {
   FailInput,
   HeartbeatInput,
   HeartbeatOutput,
+  LeasedDataset,
   LeasedRun,
   LeaseInput,
   LeaseOutput,
   RegisterInput,
   RegisterOutput,
+  ReleaseInput,
   Requirements,
   RunStateOutput,
   RunStatus,
@@ -68,6 +70,61 @@ export function queuesFor(cap: { backend: string; gpu?: boolean }): string[] {
 export interface RunServiceOptions {
   leaseSeconds: number;
   maxAttempts: number;
+  /**
+   * After start, the reaper leaves expired leases alone this long (default: one lease length), so trainers
+   * that kept running while the API was down get to heartbeat before their runs are requeued.
+   */
+  reaperGraceSeconds?: number;
+}
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** The registry record a run's dataset URI refers to, with its uploaded archive when there is one. */
+async function leasedDataset(c: Db, uri: string): Promise<LeasedDataset | null> {
+  const byName = uri.startsWith('dataset:');
+  const { rows } = await c.query(
+    `SELECT name, uri, content_hash, classes, archive_sha256, archive_size, archive_format FROM datasets
+     WHERE ${byName ? 'name = $1' : 'uri = $1'} ORDER BY created_at LIMIT 1`,
+    [byName ? uri.slice('dataset:'.length) : uri],
+  );
+  const d = rows[0];
+  if (!d) return null;
+  return {
+    name: d.name,
+    uri: d.uri,
+    contentHash: d.content_hash,
+    classes: d.classes ?? [],
+    archive: d.archive_sha256
+      ? {
+          downloadPath: `/datasets/${encodeURIComponent(d.name)}/content`,
+          sha256: d.archive_sha256,
+          size: Number(d.archive_size),
+          format: d.archive_format,
+        }
+      : null,
+  };
+}
+
+/** The final model of run `id` (kind `model`, or `model.tar` from trainers that uploaded it as a report). */
+async function leasedWeights(c: Db, weights: string): Promise<LeasedRun['weights']> {
+  if (!weights.startsWith('run:')) return null;
+  const runId = weights.slice(4);
+  if (!UUID_RE.test(runId)) return null;
+  const { rows } = await c.query(
+    `SELECT id, sha256, size FROM artifacts WHERE run_id = $1 AND (kind = 'model' OR name = 'model.tar')
+     ORDER BY (kind = 'model') DESC, created_at DESC LIMIT 1`,
+    [runId],
+  );
+  const a = rows[0];
+  return a
+    ? {
+        runId,
+        artifactId: a.id,
+        downloadPath: `/artifacts/${a.id}/content`,
+        sha256: a.sha256,
+        size: Number(a.size),
+      }
+    : null;
 }
 
 interface HeldRow {
@@ -88,6 +145,8 @@ export class RunService {
   private queues = new Set<string>();
   private reaper?: NodeJS.Timeout;
   private reaping = false;
+  /** The reaper does nothing before this (ms since epoch): see reaperGraceSeconds. */
+  reapAfter = 0;
 
   constructor(
     private pool: pg.Pool,
@@ -101,6 +160,7 @@ export class RunService {
 
   async start() {
     await this.boss.start();
+    this.reapAfter = Date.now() + (this.opts.reaperGraceSeconds ?? this.opts.leaseSeconds) * 1000;
     const period = Math.max(200, Math.min(2000, (this.opts.leaseSeconds * 1000) / 4));
     this.reaper = setInterval(
       () => void this.reapExpired().catch((e) => console.error('[reaper]', e)),
@@ -357,6 +417,7 @@ export class RunService {
             'SELECT name, max(step)::int AS step FROM metrics WHERE run_id = $1 GROUP BY name',
             [r.id],
           );
+          const config = r.config as { dataset?: unknown; weights?: unknown };
           out.push({
             runId: r.id,
             leaseId,
@@ -366,6 +427,8 @@ export class RunService {
             config: r.config,
             resume,
             lastSteps: Object.fromEntries(steps.rows.map((s) => [s.name, s.step])),
+            dataset: typeof config.dataset === 'string' ? await leasedDataset(c, config.dataset) : null,
+            weights: typeof config.weights === 'string' ? await leasedWeights(c, config.weights) : null,
           });
         }
         return out;
@@ -480,6 +543,34 @@ export class RunService {
     return out!; // assertHolder throws rather than returning null
   }
 
+  /**
+   * The trainer hands a held run back (graceful stop): queued again with the same attempt number, so
+   * deploys and Ctrl-C never use up a run's attempts. It resumes from its newest stored checkpoint.
+   */
+  async release(p: Principal, input: ReleaseInput): Promise<RunStateOutput> {
+    const res = await withTx(this.pool, async (c) => {
+      const r = await this.assertHolder(c, p, input.runId, input.leaseId, true);
+      if (r.job_id) await this.boss.complete(r.queue, r.job_id, null, bossDb(c)).catch(() => {});
+      await this.ensureQueue(r.queue);
+      const jobId = await this.enqueue(c, r.queue, r.id);
+      const { rows } = await c.query<{ checkpoint_epoch: number | null }>(
+        `UPDATE runs SET status = 'queued', job_id = $2, trainer_id = NULL, lease_id = NULL,
+           lease_expires_at = NULL WHERE id = $1 RETURNING checkpoint_epoch`,
+        [r.id, jobId],
+      );
+      await this.event(c, r.id, 'released', r.attempt, {
+        reason: input.reason,
+        trainerId: r.trainer_id,
+        ...(input.checkpointEpoch !== undefined ? { checkpointEpoch: input.checkpointEpoch } : {}),
+        resumeFromEpoch: rows[0]?.checkpoint_epoch ?? null,
+      });
+      return r;
+    });
+    this.hub.runStatus({ id: res.id, sweepId: res.sweep_id, status: 'queued', attempt: res.attempt });
+    this.hub.workAvailable();
+    return { runId: res.id, status: 'queued', attempt: res.attempt };
+  }
+
   /** A lost lease or a retryable failure: requeue with attempt + 1 until maxAttempts, then fail. */
   private async failOrRequeue(
     runId: string,
@@ -527,7 +618,7 @@ export class RunService {
 
   /** Requeues (or fails) runs whose trainer stopped heart-beating. Safe with several API instances. */
   async reapExpired(): Promise<number> {
-    if (this.reaping) return 0;
+    if (this.reaping || Date.now() < this.reapAfter) return 0;
     this.reaping = true;
     try {
       const { rows } = await this.pool.query<{ id: string; trainer_id: string | null }>(

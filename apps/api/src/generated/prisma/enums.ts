@@ -44,7 +44,8 @@ export const ArtifactKind = {
   cam: 'cam',
   confusion: 'confusion',
   report: 'report',
-  features: 'features'
+  features: 'features',
+  model: 'model'
 } as const
 
 export type ArtifactKind = (typeof ArtifactKind)[keyof typeof ArtifactKind]

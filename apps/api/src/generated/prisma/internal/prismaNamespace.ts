@@ -1162,6 +1162,10 @@ export const DatasetScalarFieldEnum = {
   classes: 'classes',
   trainCount: 'trainCount',
   testCount: 'testCount',
+  archiveUri: 'archiveUri',
+  archiveFormat: 'archiveFormat',
+  archiveSha256: 'archiveSha256',
+  archiveSize: 'archiveSize',
   createdAt: 'createdAt'
 } as const
 
@@ -1376,6 +1380,20 @@ export type ListIntFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel,
 
 
 /**
+ * Reference to a field of type 'BigInt'
+ */
+export type BigIntFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'BigInt'>
+    
+
+
+/**
+ * Reference to a field of type 'BigInt[]'
+ */
+export type ListBigIntFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'BigInt[]'>
+    
+
+
+/**
  * Reference to a field of type 'Json'
  */
 export type JsonFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'Json'>
@@ -1456,20 +1474,6 @@ export type EnumArtifactKindFieldRefInput<$PrismaModel> = FieldRefInputType<$Pri
  * Reference to a field of type 'ArtifactKind[]'
  */
 export type ListEnumArtifactKindFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'ArtifactKind[]'>
-    
-
-
-/**
- * Reference to a field of type 'BigInt'
- */
-export type BigIntFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'BigInt'>
-    
-
-
-/**
- * Reference to a field of type 'BigInt[]'
- */
-export type ListBigIntFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'BigInt[]'>
     
 
 /**

@@ -110,6 +110,10 @@ export const DatasetScalarFieldEnum = {
   classes: 'classes',
   trainCount: 'trainCount',
   testCount: 'testCount',
+  archiveUri: 'archiveUri',
+  archiveFormat: 'archiveFormat',
+  archiveSha256: 'archiveSha256',
+  archiveSize: 'archiveSize',
   createdAt: 'createdAt'
 } as const
 

@@ -29,11 +29,13 @@ export type AggregateDataset = {
 export type DatasetAvgAggregateOutputType = {
   trainCount: number | null
   testCount: number | null
+  archiveSize: number | null
 }
 
 export type DatasetSumAggregateOutputType = {
   trainCount: number | null
   testCount: number | null
+  archiveSize: bigint | null
 }
 
 export type DatasetMinAggregateOutputType = {
@@ -43,6 +45,10 @@ export type DatasetMinAggregateOutputType = {
   contentHash: string | null
   trainCount: number | null
   testCount: number | null
+  archiveUri: string | null
+  archiveFormat: string | null
+  archiveSha256: string | null
+  archiveSize: bigint | null
   createdAt: Date | null
 }
 
@@ -53,6 +59,10 @@ export type DatasetMaxAggregateOutputType = {
   contentHash: string | null
   trainCount: number | null
   testCount: number | null
+  archiveUri: string | null
+  archiveFormat: string | null
+  archiveSha256: string | null
+  archiveSize: bigint | null
   createdAt: Date | null
 }
 
@@ -64,6 +74,10 @@ export type DatasetCountAggregateOutputType = {
   classes: number
   trainCount: number
   testCount: number
+  archiveUri: number
+  archiveFormat: number
+  archiveSha256: number
+  archiveSize: number
   createdAt: number
   _all: number
 }
@@ -72,11 +86,13 @@ export type DatasetCountAggregateOutputType = {
 export type DatasetAvgAggregateInputType = {
   trainCount?: true
   testCount?: true
+  archiveSize?: true
 }
 
 export type DatasetSumAggregateInputType = {
   trainCount?: true
   testCount?: true
+  archiveSize?: true
 }
 
 export type DatasetMinAggregateInputType = {
@@ -86,6 +102,10 @@ export type DatasetMinAggregateInputType = {
   contentHash?: true
   trainCount?: true
   testCount?: true
+  archiveUri?: true
+  archiveFormat?: true
+  archiveSha256?: true
+  archiveSize?: true
   createdAt?: true
 }
 
@@ -96,6 +116,10 @@ export type DatasetMaxAggregateInputType = {
   contentHash?: true
   trainCount?: true
   testCount?: true
+  archiveUri?: true
+  archiveFormat?: true
+  archiveSha256?: true
+  archiveSize?: true
   createdAt?: true
 }
 
@@ -107,6 +131,10 @@ export type DatasetCountAggregateInputType = {
   classes?: true
   trainCount?: true
   testCount?: true
+  archiveUri?: true
+  archiveFormat?: true
+  archiveSha256?: true
+  archiveSize?: true
   createdAt?: true
   _all?: true
 }
@@ -205,6 +233,10 @@ export type DatasetGroupByOutputType = {
   classes: string[]
   trainCount: number | null
   testCount: number | null
+  archiveUri: string | null
+  archiveFormat: string | null
+  archiveSha256: string | null
+  archiveSize: bigint | null
   createdAt: Date
   _count: DatasetCountAggregateOutputType | null
   _avg: DatasetAvgAggregateOutputType | null
@@ -239,6 +271,10 @@ export type DatasetWhereInput = {
   classes?: Prisma.StringNullableListFilter<"Dataset">
   trainCount?: Prisma.IntNullableFilter<"Dataset"> | number | null
   testCount?: Prisma.IntNullableFilter<"Dataset"> | number | null
+  archiveUri?: Prisma.StringNullableFilter<"Dataset"> | string | null
+  archiveFormat?: Prisma.StringNullableFilter<"Dataset"> | string | null
+  archiveSha256?: Prisma.StringNullableFilter<"Dataset"> | string | null
+  archiveSize?: Prisma.BigIntNullableFilter<"Dataset"> | bigint | number | null
   createdAt?: Prisma.DateTimeFilter<"Dataset"> | Date | string
 }
 
@@ -250,6 +286,10 @@ export type DatasetOrderByWithRelationInput = {
   classes?: Prisma.SortOrder
   trainCount?: Prisma.SortOrderInput | Prisma.SortOrder
   testCount?: Prisma.SortOrderInput | Prisma.SortOrder
+  archiveUri?: Prisma.SortOrderInput | Prisma.SortOrder
+  archiveFormat?: Prisma.SortOrderInput | Prisma.SortOrder
+  archiveSha256?: Prisma.SortOrderInput | Prisma.SortOrder
+  archiveSize?: Prisma.SortOrderInput | Prisma.SortOrder
   createdAt?: Prisma.SortOrder
 }
 
@@ -264,6 +304,10 @@ export type DatasetWhereUniqueInput = Prisma.AtLeast<{
   classes?: Prisma.StringNullableListFilter<"Dataset">
   trainCount?: Prisma.IntNullableFilter<"Dataset"> | number | null
   testCount?: Prisma.IntNullableFilter<"Dataset"> | number | null
+  archiveUri?: Prisma.StringNullableFilter<"Dataset"> | string | null
+  archiveFormat?: Prisma.StringNullableFilter<"Dataset"> | string | null
+  archiveSha256?: Prisma.StringNullableFilter<"Dataset"> | string | null
+  archiveSize?: Prisma.BigIntNullableFilter<"Dataset"> | bigint | number | null
   createdAt?: Prisma.DateTimeFilter<"Dataset"> | Date | string
 }, "id" | "name">
 
@@ -275,6 +319,10 @@ export type DatasetOrderByWithAggregationInput = {
   classes?: Prisma.SortOrder
   trainCount?: Prisma.SortOrderInput | Prisma.SortOrder
   testCount?: Prisma.SortOrderInput | Prisma.SortOrder
+  archiveUri?: Prisma.SortOrderInput | Prisma.SortOrder
+  archiveFormat?: Prisma.SortOrderInput | Prisma.SortOrder
+  archiveSha256?: Prisma.SortOrderInput | Prisma.SortOrder
+  archiveSize?: Prisma.SortOrderInput | Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   _count?: Prisma.DatasetCountOrderByAggregateInput
   _avg?: Prisma.DatasetAvgOrderByAggregateInput
@@ -294,6 +342,10 @@ export type DatasetScalarWhereWithAggregatesInput = {
   classes?: Prisma.StringNullableListFilter<"Dataset">
   trainCount?: Prisma.IntNullableWithAggregatesFilter<"Dataset"> | number | null
   testCount?: Prisma.IntNullableWithAggregatesFilter<"Dataset"> | number | null
+  archiveUri?: Prisma.StringNullableWithAggregatesFilter<"Dataset"> | string | null
+  archiveFormat?: Prisma.StringNullableWithAggregatesFilter<"Dataset"> | string | null
+  archiveSha256?: Prisma.StringNullableWithAggregatesFilter<"Dataset"> | string | null
+  archiveSize?: Prisma.BigIntNullableWithAggregatesFilter<"Dataset"> | bigint | number | null
   createdAt?: Prisma.DateTimeWithAggregatesFilter<"Dataset"> | Date | string
 }
 
@@ -305,6 +357,10 @@ export type DatasetCreateInput = {
   classes?: Prisma.DatasetCreateclassesInput | string[]
   trainCount?: number | null
   testCount?: number | null
+  archiveUri?: string | null
+  archiveFormat?: string | null
+  archiveSha256?: string | null
+  archiveSize?: bigint | number | null
   createdAt?: Date | string
 }
 
@@ -316,6 +372,10 @@ export type DatasetUncheckedCreateInput = {
   classes?: Prisma.DatasetCreateclassesInput | string[]
   trainCount?: number | null
   testCount?: number | null
+  archiveUri?: string | null
+  archiveFormat?: string | null
+  archiveSha256?: string | null
+  archiveSize?: bigint | number | null
   createdAt?: Date | string
 }
 
@@ -327,6 +387,10 @@ export type DatasetUpdateInput = {
   classes?: Prisma.DatasetUpdateclassesInput | string[]
   trainCount?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   testCount?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  archiveUri?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  archiveFormat?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  archiveSha256?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  archiveSize?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
 }
 
@@ -338,6 +402,10 @@ export type DatasetUncheckedUpdateInput = {
   classes?: Prisma.DatasetUpdateclassesInput | string[]
   trainCount?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   testCount?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  archiveUri?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  archiveFormat?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  archiveSha256?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  archiveSize?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
 }
 
@@ -349,6 +417,10 @@ export type DatasetCreateManyInput = {
   classes?: Prisma.DatasetCreateclassesInput | string[]
   trainCount?: number | null
   testCount?: number | null
+  archiveUri?: string | null
+  archiveFormat?: string | null
+  archiveSha256?: string | null
+  archiveSize?: bigint | number | null
   createdAt?: Date | string
 }
 
@@ -360,6 +432,10 @@ export type DatasetUpdateManyMutationInput = {
   classes?: Prisma.DatasetUpdateclassesInput | string[]
   trainCount?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   testCount?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  archiveUri?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  archiveFormat?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  archiveSha256?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  archiveSize?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
 }
 
@@ -371,6 +447,10 @@ export type DatasetUncheckedUpdateManyInput = {
   classes?: Prisma.DatasetUpdateclassesInput | string[]
   trainCount?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   testCount?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  archiveUri?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  archiveFormat?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  archiveSha256?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  archiveSize?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
 }
 
@@ -390,12 +470,17 @@ export type DatasetCountOrderByAggregateInput = {
   classes?: Prisma.SortOrder
   trainCount?: Prisma.SortOrder
   testCount?: Prisma.SortOrder
+  archiveUri?: Prisma.SortOrder
+  archiveFormat?: Prisma.SortOrder
+  archiveSha256?: Prisma.SortOrder
+  archiveSize?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
 }
 
 export type DatasetAvgOrderByAggregateInput = {
   trainCount?: Prisma.SortOrder
   testCount?: Prisma.SortOrder
+  archiveSize?: Prisma.SortOrder
 }
 
 export type DatasetMaxOrderByAggregateInput = {
@@ -405,6 +490,10 @@ export type DatasetMaxOrderByAggregateInput = {
   contentHash?: Prisma.SortOrder
   trainCount?: Prisma.SortOrder
   testCount?: Prisma.SortOrder
+  archiveUri?: Prisma.SortOrder
+  archiveFormat?: Prisma.SortOrder
+  archiveSha256?: Prisma.SortOrder
+  archiveSize?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
 }
 
@@ -415,12 +504,17 @@ export type DatasetMinOrderByAggregateInput = {
   contentHash?: Prisma.SortOrder
   trainCount?: Prisma.SortOrder
   testCount?: Prisma.SortOrder
+  archiveUri?: Prisma.SortOrder
+  archiveFormat?: Prisma.SortOrder
+  archiveSha256?: Prisma.SortOrder
+  archiveSize?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
 }
 
 export type DatasetSumOrderByAggregateInput = {
   trainCount?: Prisma.SortOrder
   testCount?: Prisma.SortOrder
+  archiveSize?: Prisma.SortOrder
 }
 
 export type DatasetCreateclassesInput = {
@@ -444,6 +538,14 @@ export type NullableIntFieldUpdateOperationsInput = {
   divide?: number
 }
 
+export type NullableBigIntFieldUpdateOperationsInput = {
+  set?: bigint | number | null
+  increment?: bigint | number
+  decrement?: bigint | number
+  multiply?: bigint | number
+  divide?: bigint | number
+}
+
 
 
 export type DatasetSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
@@ -454,6 +556,10 @@ export type DatasetSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs 
   classes?: boolean
   trainCount?: boolean
   testCount?: boolean
+  archiveUri?: boolean
+  archiveFormat?: boolean
+  archiveSha256?: boolean
+  archiveSize?: boolean
   createdAt?: boolean
 }, ExtArgs["result"]["dataset"]>
 
@@ -465,6 +571,10 @@ export type DatasetSelectCreateManyAndReturn<ExtArgs extends runtime.Types.Exten
   classes?: boolean
   trainCount?: boolean
   testCount?: boolean
+  archiveUri?: boolean
+  archiveFormat?: boolean
+  archiveSha256?: boolean
+  archiveSize?: boolean
   createdAt?: boolean
 }, ExtArgs["result"]["dataset"]>
 
@@ -476,6 +586,10 @@ export type DatasetSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.Exten
   classes?: boolean
   trainCount?: boolean
   testCount?: boolean
+  archiveUri?: boolean
+  archiveFormat?: boolean
+  archiveSha256?: boolean
+  archiveSize?: boolean
   createdAt?: boolean
 }, ExtArgs["result"]["dataset"]>
 
@@ -487,10 +601,14 @@ export type DatasetSelectScalar = {
   classes?: boolean
   trainCount?: boolean
   testCount?: boolean
+  archiveUri?: boolean
+  archiveFormat?: boolean
+  archiveSha256?: boolean
+  archiveSize?: boolean
   createdAt?: boolean
 }
 
-export type DatasetOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "name" | "uri" | "contentHash" | "classes" | "trainCount" | "testCount" | "createdAt", ExtArgs["result"]["dataset"]>
+export type DatasetOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "name" | "uri" | "contentHash" | "classes" | "trainCount" | "testCount" | "archiveUri" | "archiveFormat" | "archiveSha256" | "archiveSize" | "createdAt", ExtArgs["result"]["dataset"]>
 
 export type $DatasetPayload<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   name: "Dataset"
@@ -503,6 +621,16 @@ export type $DatasetPayload<ExtArgs extends runtime.Types.Extensions.InternalArg
     classes: string[]
     trainCount: number | null
     testCount: number | null
+    /**
+     * Uploaded archive (PUT /datasets/:name) in the artifact store; null for URI-only registrations.
+     */
+    archiveUri: string | null
+    /**
+     * zip | tar | tgz
+     */
+    archiveFormat: string | null
+    archiveSha256: string | null
+    archiveSize: bigint | null
     createdAt: Date
   }, ExtArgs["result"]["dataset"]>
   composites: {}
@@ -934,6 +1062,10 @@ export interface DatasetFieldRefs {
   readonly classes: Prisma.FieldRef<"Dataset", 'String[]'>
   readonly trainCount: Prisma.FieldRef<"Dataset", 'Int'>
   readonly testCount: Prisma.FieldRef<"Dataset", 'Int'>
+  readonly archiveUri: Prisma.FieldRef<"Dataset", 'String'>
+  readonly archiveFormat: Prisma.FieldRef<"Dataset", 'String'>
+  readonly archiveSha256: Prisma.FieldRef<"Dataset", 'String'>
+  readonly archiveSize: Prisma.FieldRef<"Dataset", 'BigInt'>
   readonly createdAt: Prisma.FieldRef<"Dataset", 'DateTime'>
 }
     

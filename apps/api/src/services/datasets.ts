@@ -1,0 +1,101 @@
+import { randomUUID } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { TRPCError } from '@trpc/server';
+import type pg from 'pg';
+import type { Principal } from '../auth.js';
+import type { DatasetFormat } from '../protocol.js';
+import { type ArtifactStore, datasetKey, TooLargeError } from './artifacts.js';
+
+export const DATASET_NAME_RE = /^[\w.\-:@]{1,128}$/;
+
+export interface DatasetArchiveRow {
+  name: string;
+  archive_uri: string | null;
+  archive_format: DatasetFormat | null;
+  archive_sha256: string | null;
+  archive_size: string | null;
+}
+
+/**
+ * Uploaded datasets: the archive's bytes go to the artifact store (hashed on the way in, size-limited)
+ * and the registry row points at them, so trainers fetch the set through the API with their own token.
+ */
+export class DatasetService {
+  constructor(
+    private pool: pg.Pool,
+    readonly store: ArtifactStore,
+    public maxBytes: number,
+  ) {}
+
+  async upload(
+    name: string,
+    meta: { format: DatasetFormat; contentHash?: string; classes?: string[] },
+    body: Readable,
+  ) {
+    if (!DATASET_NAME_RE.test(name))
+      throw new TRPCError({ code: 'BAD_REQUEST', message: 'name: letters, digits and . - _ : @ only' });
+    let stored: { uri: string; sha256: string; size: number };
+    try {
+      stored = await this.store.put(datasetKey(randomUUID(), meta.format), body, this.maxBytes);
+    } catch (e) {
+      if (e instanceof TooLargeError)
+        throw new TRPCError({ code: 'PAYLOAD_TOO_LARGE', message: `dataset exceeds ${this.maxBytes} bytes` });
+      throw e;
+    }
+    const uri = `api:/datasets/${encodeURIComponent(name)}/content`;
+    const { rows } = await this.pool.query(
+      `INSERT INTO datasets (id, name, uri, content_hash, classes, archive_uri, archive_format, archive_sha256, archive_size)
+       VALUES (gen_random_uuid(), $1, $2, $3, $4, $5, $6, $7, $8)
+       ON CONFLICT (name) DO UPDATE SET uri = EXCLUDED.uri, content_hash = EXCLUDED.content_hash,
+         classes = EXCLUDED.classes, archive_uri = EXCLUDED.archive_uri, archive_format = EXCLUDED.archive_format,
+         archive_sha256 = EXCLUDED.archive_sha256, archive_size = EXCLUDED.archive_size,
+         train_count = NULL, test_count = NULL
+       RETURNING id, (SELECT archive_uri FROM datasets WHERE name = $1) AS previous`,
+      [
+        name,
+        uri,
+        meta.contentHash ?? null,
+        meta.classes ?? [],
+        stored.uri,
+        meta.format,
+        stored.sha256,
+        stored.size,
+      ],
+    );
+    const previous = rows[0]?.previous as string | null;
+    if (previous && previous !== stored.uri) await this.store.delete(previous).catch(() => {});
+    return {
+      id: rows[0].id as string,
+      name,
+      uri,
+      contentHash: meta.contentHash ?? null,
+      archive: {
+        format: meta.format,
+        sha256: stored.sha256,
+        size: stored.size,
+        downloadPath: `/datasets/${encodeURIComponent(name)}/content`,
+      },
+    };
+  }
+
+  async get(name: string): Promise<DatasetArchiveRow | null> {
+    const { rows } = await this.pool.query<DatasetArchiveRow>(
+      'SELECT name, archive_uri, archive_format, archive_sha256, archive_size FROM datasets WHERE name = $1',
+      [name],
+    );
+    return rows[0] ?? null;
+  }
+
+  /** Trainer tokens read a dataset only while they hold a run that uses it (`dataset:<name>` or its URI). */
+  async trainerMayRead(p: Principal, name: string): Promise<boolean> {
+    const { rows } = await this.pool.query(
+      `SELECT 1 FROM runs r JOIN trainers t ON t.id = r.trainer_id
+       WHERE r.status = 'running' AND t.token_id = $2
+         AND (r.config->>'dataset' = 'dataset:' || $1::text
+              OR r.config->>'dataset' = (SELECT uri FROM datasets WHERE name = $1))
+       LIMIT 1`,
+      [name, p.tokenId],
+    );
+    return rows.length > 0;
+  }
+}
