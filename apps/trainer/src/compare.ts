@@ -268,6 +268,8 @@ export async function runCompare(plan: ComparePlan): Promise<RunResult[]> {
     await openDataset(uri, { cacheDir: join(plan.home, 'datasets'), classes });
   }
   const progress = new Progress(plan.runs.length, plan.quiet);
+  const lanesCount = Math.max(1, Math.min(plan.parallel, plan.runs.length));
+  const threadsPerRun = Math.max(1, Math.floor(availableParallelism() / lanesCount));
   const results = new Map<string, RunResult>();
   const finished = new Map<string, Promise<void>>();
   const pending = [...plan.runs.entries()];
@@ -299,7 +301,14 @@ export async function runCompare(plan: ComparePlan): Promise<RunResult[]> {
       runsDir: join(plan.out, 'runs'),
     };
     const outcome = await new Promise<ThreadMessage>((resolveRun) => {
-      const worker = new Worker(new URL('../bin/run-thread.js', import.meta.url), { workerData: job });
+      const worker = new Worker(new URL('../bin/run-thread.js', import.meta.url), {
+        workerData: job,
+        // Share the cores between the runs in flight rather than giving each run's wasm pool all of them.
+        env: {
+          ...process.env,
+          HEADBENCH_WASM_THREADS: process.env.HEADBENCH_WASM_THREADS ?? String(threadsPerRun),
+        },
+      });
       let last: ThreadMessage | undefined;
       worker.on('message', (m: ThreadMessage) => {
         if (m.type === 'batch') progress.batch(run.id, m.metrics);
@@ -345,7 +354,7 @@ export async function runCompare(plan: ComparePlan): Promise<RunResult[]> {
   const release = new Map<string, () => void>();
   for (const run of plan.runs) finished.set(run.id, new Promise<void>((r) => release.set(run.id, r)));
   // A simple pool: `parallel` lanes take the next pending run.
-  const lanes = Array.from({ length: Math.max(1, Math.min(plan.parallel, plan.runs.length)) }, async () => {
+  const lanes = Array.from({ length: lanesCount }, async () => {
     for (let next = pending.shift(); next && !inputError; next = pending.shift()) {
       const [index, run] = next;
       try {
