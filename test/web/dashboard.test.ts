@@ -1,5 +1,6 @@
-// The dashboard end to end: real API process + Postgres, real Next server, Debian chromium, and a trainer
-// speaking the real protocol. Screenshots land in test-results/web/ (gitignored).
+// The dashboard end to end: real API process + Postgres, real Next server, Debian chromium, and a real
+// `headbench-trainer` process training tiny runs (smallcnn on a generated 3-class set, wasm backend).
+// Screenshots land in test-results/web/ (gitignored).
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHeadbenchClient, type HeadbenchClient } from '@headbench/client';
@@ -11,20 +12,26 @@ import {
   launchBrowser,
   ROOT,
   startApi,
+  startTrainer,
   startWeb,
+  type TrainerProcess,
   type WebServer,
   waitFor,
 } from './harness.js';
-import { TestTrainer } from './trainer.js';
 
 const SHOTS = join(ROOT, 'test-results', 'web');
-const EPOCHS = 6;
+// 2 heads × 2 seeds × 3 epochs on 24 tiny images: about a minute on 2 cores with 2 trainer slots.
+const DATASET = 'generated:flowers3?perClass=8&size=36';
+const EPOCHS = 3;
+const RUNS = 4;
+const VAL = 'Validation accuracy';
 
 let api: ApiProcess;
 let web: WebServer;
 let browser: Browser;
 let page: Page;
 let admin: HeadbenchClient;
+let trainer: TrainerProcess | undefined;
 
 beforeAll(async () => {
   await mkdir(SHOTS, { recursive: true });
@@ -38,6 +45,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await browser?.close();
+  await trainer?.stop();
   await web?.stop();
   await api?.dispose();
 });
@@ -48,9 +56,21 @@ const points = (title: string) =>
     .getAttribute('data-points')
     .then((v) => Number(v ?? 0));
 
+/** val_accuracy points the API has stored for the sweep, per run. */
+async function storedVal(sweepId: string) {
+  const runs = await admin.runs.list.query({ sweepId });
+  const out = new Map<string, number>();
+  for (const r of runs)
+    out.set(
+      r.id,
+      (await admin.runs.metrics.query({ runId: r.id, names: ['val_accuracy'] })).val_accuracy?.length ?? 0,
+    );
+  return out;
+}
+const total = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
+
 describe('dashboard', () => {
   let sweepId: string;
-  let trainer: TestTrainer;
 
   it('redirects signed-out visits to sign-in, rejects a bad token, signs in', async () => {
     await page.goto(`${web.url}/sweeps`);
@@ -69,9 +89,10 @@ describe('dashboard', () => {
   it('creates a sweep from the form, showing the API validation message per field', async () => {
     await page.goto(`${web.url}/sweeps/new`);
     await page.getByLabel('Name').fill('e2e heads');
-    await page.getByLabel('Datasets').fill('generated:flowers17?perClass=4');
+    await page.getByLabel('Datasets').fill(DATASET);
     await page.getByRole('checkbox', { name: 'vgg16' }).uncheck();
     await page.getByRole('checkbox', { name: 'smallcnn' }).check();
+    await page.getByRole('checkbox', { name: 'gmp' }).uncheck();
     await page.getByRole('checkbox', { name: 'rmsprop' }).uncheck();
     await page.getByRole('checkbox', { name: 'adam' }).check();
     await page.getByLabel('Learning rate').fill('0.001');
@@ -79,6 +100,7 @@ describe('dashboard', () => {
     await page.getByLabel('Batch size').fill('8');
     await page.getByLabel('Input size').fill('32');
     await page.getByLabel('Seeds').fill('0, 1');
+    await page.getByLabel('Trainable').fill('all');
     await page.getByRole('button', { name: 'Create sweep' }).click();
     const epochsError = page.locator('[data-field="epochs"]');
     await epochsError.waitFor();
@@ -90,53 +112,112 @@ describe('dashboard', () => {
     await page.waitForURL(/\/sweeps\/[0-9a-f-]{36}$/);
     sweepId = page.url().split('/').pop()!;
     const runs = await admin.runs.list.query({ sweepId });
-    expect(runs).toHaveLength(6);
-    expect(new Set(runs.map((r) => r.config.head))).toEqual(new Set(['fc', 'gap', 'gmp']));
+    expect(runs).toHaveLength(RUNS);
+    expect(new Set(runs.map((r) => r.config.head))).toEqual(new Set(['fc', 'gap']));
+    expect(runs.every((r) => r.status === 'queued')).toBe(true);
   });
 
-  it('draws metrics live as the trainer reports them, without reload', async () => {
-    await page.locator('[data-chart="Validation accuracy"][data-ready="1"]').waitFor();
-    // The socket is subscribed once the "connecting" banner is gone.
+  it('draws the real trainer’s epochs live, and fills in what it missed while live updates were down', async () => {
+    await page.locator(`[data-chart="${VAL}"][data-ready="1"]`).waitFor();
     await waitFor(async () => (await page.locator('[data-live]').count()) === 0, 15_000, 'live connection');
-    expect(await points('Validation accuracy')).toBe(0);
+    // One line per run: the chart's point count is then exactly the stored val_accuracy points.
+    await page.getByLabel('Group by').selectOption('');
+    expect(await points(VAL)).toBe(0);
+    // Every change of the chart's point count, recorded in the page; a reload would lose the record.
+    await page.evaluate((title) => {
+      const w = globalThis as unknown as { hbSeen: number[] };
+      const doc = (globalThis as unknown as { document: { querySelector(s: string): HbEl } }).document;
+      type HbEl = { getAttribute(n: string): string | null };
+      const el = doc.querySelector(`[data-chart="${title}"]`);
+      w.hbSeen = [];
+      const Observer = (globalThis as unknown as { MutationObserver: new (cb: () => void) => HbObs })
+        .MutationObserver;
+      type HbObs = { observe(el: HbEl, o: object): void };
+      new Observer(() => {
+        const n = Number(el?.getAttribute('data-points') ?? 0);
+        if (w.hbSeen.at(-1) !== n) w.hbSeen.push(n);
+      }).observe(el!, { attributes: true, attributeFilter: ['data-points'] });
+    }, VAL);
+    const seen = () => page.evaluate(() => (globalThis as unknown as { hbSeen: number[] }).hbSeen);
 
     const { token } = await admin.tokens.create.mutate({
       name: 'e2e trainer',
       role: 'trainer',
       user: 'fleet',
     });
-    trainer = new TestTrainer(api.url, token);
-    await trainer.register('e2e-trainer-1');
-    const leased = await trainer.lease();
-    expect(leased).toHaveLength(6);
+    trainer = await startTrainer({ apiUrl: api.url, token, name: 'e2e-trainer', slots: 2 });
 
-    const seen: number[] = [];
-    for (let epoch = 1; epoch <= EPOCHS; epoch++) {
-      for (const run of leased) await trainer.reportEpoch(run, epoch);
-      // 3 heads × `epoch` points once the update arrives (group means over the 2 seeds).
-      seen.push(
-        await waitFor(
-          async () =>
-            (await points('Validation accuracy')) >= 3 * epoch ? points('Validation accuracy') : false,
-          10_000,
-          `epoch ${epoch} on the chart`,
-        ),
-      );
-    }
-    expect(seen).toEqual([3, 6, 9, 12, 15, 18]);
-    expect(await points('Train − val accuracy gap')).toBe(18);
-    // Still the same document: no navigation happened.
-    expect(new URL(page.url()).pathname).toBe(`/sweeps/${sweepId}`);
+    // The first epochs arrive over the socket.
+    await waitFor(async () => (await points(VAL)) >= 2, 120_000, 'first epochs on the chart');
+    expect((await seen()).length).toBeGreaterThan(0);
 
-    for (const run of leased) await trainer.finish(run, 4);
+    // The browser's network goes down (the API and the trainer carry on): the socket drops, reconnects fail
+    // for real, the banner shows and the chart stops.
+    await page.context().setOffline(true);
+    await page.locator('[data-live="down"]').waitFor();
+    const frozen = await points(VAL);
+    const before = total(await storedVal(sweepId));
+    // Wait until the trainer has stored at least one epoch the page never received.
+    const during = await waitFor(
+      async () => {
+        const n = total(await storedVal(sweepId));
+        return n > Math.max(frozen, before) ? n : false;
+      },
+      90_000,
+      'an epoch reported during the outage',
+    );
+    expect(await points(VAL)).toBe(frozen);
+    expect(await page.locator('[data-live="down"]').textContent()).toContain('Live updates are down');
+
+    // Back: the page resubscribes and fetches what it missed with runs.metrics sinceStep.
+    const metricsQueries: string[] = [];
+    page.on('request', (r) => {
+      if (r.url().includes('runs.metrics')) metricsQueries.push(decodeURIComponent(r.url()));
+    });
+    await page.context().setOffline(false);
+    await waitFor(async () => (await page.locator('[data-live]').count()) === 0, 20_000, 'reconnect');
+    await waitFor(async () => (await points(VAL)) >= during, 15_000, 'missed epochs fetched after reconnect');
+    expect(metricsQueries.some((u) => /"sinceStep":[1-9]/.test(u))).toBe(true);
+
     await waitFor(
-      async () => (await page.locator('table[aria-label="Runs"] .status.succeeded').count()) === 6,
-      15_000,
+      async () => (await page.locator('table[aria-label="Runs"] .status.succeeded').count()) === RUNS,
+      180_000,
       'all runs succeeded in the table',
     );
-    expect(await page.locator('table[aria-label="Runs"] tbody tr').first().textContent()).toContain(
-      'e2e-trainer-1',
-    );
+    // Every epoch of every run, none lost to the outage; counted as they arrived, in the same document.
+    await waitFor(async () => (await points(VAL)) === RUNS * EPOCHS, 10_000, 'every epoch on the chart');
+    expect(total(await storedVal(sweepId))).toBe(RUNS * EPOCHS);
+    const counts = await seen();
+    expect(counts.at(-1)).toBe(RUNS * EPOCHS);
+    expect(counts.length).toBeGreaterThanOrEqual(4);
+    for (let i = 1; i < counts.length; i++) expect(counts[i]).toBeGreaterThan(counts[i - 1]);
+    expect(new URL(page.url()).pathname).toBe(`/sweeps/${sweepId}`);
+
+    // Each succeeded row shows its trainer and the parameter count the worker reported (was "—" for some).
+    const stored = await admin.runs.list.query({ sweepId });
+    const want = Object.fromEntries(stored.map((r) => [r.id, ['e2e-trainer', count(r.params!.total)]]));
+    const cells = () =>
+      page.locator('table[aria-label="Runs"] tbody tr').evaluateAll((trs) =>
+        Object.fromEntries(
+          trs.map((tr) => {
+            const td = [...tr.querySelectorAll('td')].map((c) => c.textContent?.trim() ?? '');
+            return [tr.getAttribute('data-run'), [td[3], td[6]]];
+          }),
+        ),
+      );
+    await waitFor(
+      async () => {
+        const got = await cells();
+        return Object.entries(want).every(([id, v]) => JSON.stringify(got[id]) === JSON.stringify(v));
+      },
+      10_000,
+      'trainer and params in every row',
+    ).catch(async (e) => {
+      throw new Error(`${e}: ${JSON.stringify(await cells())} vs ${JSON.stringify(want)}`);
+    });
+
+    await page.getByLabel('Group by').selectOption('head');
+    await waitFor(async () => (await points(VAL)) === 2 * EPOCHS, 5_000, 'grouped by head');
     await page.screenshot({ path: join(SHOTS, 'sweep-view.png'), fullPage: true });
   });
 
@@ -149,32 +230,45 @@ describe('dashboard', () => {
       .evaluateAll((trs) =>
         trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent?.trim() ?? '')),
       );
-    // Expected values straight from the API's stored series (independent of the dashboard's code).
+    // Expected values straight from the API (independent of the dashboard's code): a finished run's best
+    // val accuracy and its epoch come from the worker's summary, which must agree with the stored series.
     const runs = await admin.runs.list.query({ sweepId });
-    const bestByHead = new Map<string, number[]>();
-    const epochByHead = new Map<string, number[]>();
+    const by = new Map<string, { best: number[]; epoch: number[]; gap: number[]; params: string }>();
     for (const r of runs) {
-      const s = await admin.runs.metrics.query({ runId: r.id, names: ['val_accuracy'] });
-      const pts = s.val_accuracy;
-      const best = pts.reduce((a, b) => (b.value > a.value ? b : a));
+      const full = await admin.runs.get.query({ id: r.id });
+      const s = full.summary as { best_val_accuracy: number; best_epoch: number; final_gap: number };
+      const pts = (await admin.runs.metrics.query({ runId: r.id, names: ['val_accuracy'] })).val_accuracy;
+      expect(pts.map((p) => p.epoch)).toEqual([1, 2, 3]);
+      const max = Math.max(...pts.map((p) => p.value));
+      expect(s.best_val_accuracy).toBeCloseTo(max, 6);
+      expect(pts.find((p) => p.epoch === s.best_epoch)!.value).toBeCloseTo(max, 6);
       const head = String(r.config.head);
-      bestByHead.set(head, [...(bestByHead.get(head) ?? []), best.value]);
-      epochByHead.set(head, [...(epochByHead.get(head) ?? []), best.epoch!]);
+      const g = by.get(head) ?? { best: [], epoch: [], gap: [], params: '' };
+      g.best.push(s.best_val_accuracy);
+      g.epoch.push(s.best_epoch);
+      g.gap.push(s.final_gap);
+      g.params ||= `${count(full.params!.head)} / ${count(full.params!.total)}`;
+      by.set(head, g);
     }
     const meanSd = (xs: number[]) => {
       const m = xs.reduce((a, b) => a + b, 0) / xs.length;
       const sd = Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / (xs.length - 1));
       return { m, sd };
     };
-    for (const head of ['fc', 'gap', 'gmp']) {
+    const pct = (xs: number[]) => {
+      const { m, sd } = meanSd(xs);
+      return `${(100 * m).toFixed(1)} ± ${(100 * sd).toFixed(1)}`;
+    };
+    expect(rows.map((r) => r[0]).sort()).toEqual(['fc', 'gap']);
+    for (const [head, g] of by) {
       const row = rows.find((r) => r[0] === head)!;
-      expect(row, head).toBeTruthy();
-      const { m, sd } = meanSd(bestByHead.get(head)!);
-      expect(row[2]).toBe(`${(100 * m).toFixed(1)} ± ${(100 * sd).toFixed(1)}`);
-      const e = meanSd(epochByHead.get(head)!);
+      expect(row[1]).toBe(g.params);
+      expect(row[2]).toBe(pct(g.best));
+      const e = meanSd(g.epoch);
       expect(row[3]).toBe(`${e.m.toFixed(1)} ± ${e.sd.toFixed(1)}`);
+      expect(row[4]).toBe(pct(g.gap));
     }
-    const ranked = [...bestByHead].map(([h, xs]) => ({ h, ...meanSd(xs) })).sort((a, b) => b.m - a.m);
+    const ranked = [...by].map(([h, g]) => ({ h, ...meanSd(g.best) })).sort((a, b) => b.m - a.m);
     const verdict = await page.getByTestId('verdict').textContent();
     expect(verdict).toContain(`smallcnn: ${ranked[0].h} is best`);
     const clear = ranked[0].m - ranked[1].m > Math.max(ranked[0].sd, ranked[1].sd);
@@ -185,20 +279,39 @@ describe('dashboard', () => {
     await page.screenshot({ path: join(SHOTS, 'report.png'), fullPage: true });
   });
 
-  it('run view: confusion matrix, CAM images, events', async () => {
+  it('run view: confusion matrix and the CAM images the worker uploaded', async () => {
     await page.getByRole('tab', { name: 'Charts & runs' }).click();
-    await page.locator('table[aria-label="Runs"] tbody tr a').first().click();
+    // A GAP run: CAMs need a pooled head (fc has none).
+    await page
+      .locator('table[aria-label="Runs"] tbody tr', { hasText: 'gap' })
+      .first()
+      .locator('a')
+      .first()
+      .click();
     await page.waitForURL(/\/runs\//);
+    const run = await admin.runs.get.query({ id: page.url().split('/').pop()! });
+    expect(run.config.head).toBe('gap');
+    const confusion = (run.summary as { confusion: number[][] }).confusion;
     const matrix = page.locator('table.heatmap');
     await matrix.waitFor();
-    expect(await matrix.locator('tbody tr').count()).toBe(4);
-    expect(await matrix.locator('tbody tr').first().locator('td').first().textContent()).toBe('8');
+    const cells = await matrix
+      .locator('tbody tr')
+      .evaluateAll((trs) =>
+        trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => Number(td.textContent))),
+      );
+    expect(cells).toEqual(confusion);
+    const camArtifacts = run.artifacts.filter((a) => a.kind === 'cam');
+    expect(camArtifacts.length).toBeGreaterThan(0);
     const cams = page.locator('img[alt^="CAM"]');
-    expect(await cams.count()).toBe(2);
+    expect(await cams.count()).toBe(camArtifacts.length);
+    // Real PNGs streamed through the dashboard from the API's artifact store.
     await waitFor(
-      () => cams.first().evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth === 32),
+      () =>
+        cams.evaluateAll((imgs) =>
+          imgs.every((img) => (img as unknown as { naturalWidth: number }).naturalWidth > 0),
+        ),
       10_000,
-      'CAM image',
+      'CAM images decoded',
     );
     expect(await page.locator('section[aria-label="Events"] li').count()).toBeGreaterThan(0);
     await page.locator('[data-chart="val_accuracy"][data-ready="1"]').waitFor();
@@ -207,12 +320,17 @@ describe('dashboard', () => {
 
   it('fleet page lists the trainer; sign-out ends the session', async () => {
     await page.goto(`${web.url}/trainers`);
-    const row = page.locator('table[aria-label="Trainers"] tbody tr', { hasText: 'e2e-trainer-1' });
+    const row = page.locator('table[aria-label="Trainers"] tbody tr', { hasText: 'e2e-trainer' });
     expect(await row.count()).toBe(1);
-    expect(await row.textContent()).toContain('e2e-trainer-1.local');
+    expect(await row.textContent()).toContain('wasm');
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.waitForURL(/\/signin$/);
     await page.goto(`${web.url}/sweeps/${sweepId}`);
     expect(new URL(page.url()).pathname).toBe('/signin');
   });
 });
+
+/** "264.2k" as the dashboard writes parameter counts. */
+function count(n: number) {
+  return n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : String(n);
+}

@@ -1,5 +1,5 @@
-// Real processes for the dashboard tests: the API on a fresh Postgres database, a built Next server, and
-// Debian's chromium driven by Playwright's library API (no browser download).
+// Real processes for the dashboard tests: the API on a fresh Postgres database, a built Next server, a real
+// `headbench-trainer` worker, and Debian's chromium driven by Playwright's library API (no browser download).
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
@@ -206,4 +206,46 @@ export async function waitFor<T>(
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+export interface TrainerProcess {
+  proc: ChildProcess;
+  log(): string;
+  stop(): Promise<void>;
+}
+
+/** `headbench-trainer` (the real worker: child processes training through trainRun on the wasm backend). */
+export async function startTrainer(opts: {
+  apiUrl: string;
+  token: string;
+  name: string;
+  slots: number;
+}): Promise<TrainerProcess> {
+  const dir = await mkdtemp(join(tmpdir(), 'headbench-web-trainer-'));
+  const proc = spawn(
+    process.execPath,
+    [
+      join(ROOT, 'apps', 'trainer', 'bin', 'headbench-trainer.js'),
+      ...['--api', opts.apiUrl, '--token', opts.token, '--name', opts.name],
+      ...['--slots', String(opts.slots), '--backend', 'wasm', '--poll', '1000'],
+      ...['--work-dir', join(dir, 'work'), '--home', join(dir, 'home')],
+    ],
+    { cwd: ROOT, env: process.env, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let log = '';
+  proc.stdout?.on('data', (d) => (log += d));
+  proc.stderr?.on('data', (d) => (log += d));
+  return {
+    proc,
+    log: () => log,
+    async stop() {
+      if (proc.exitCode === null && proc.signalCode === null) {
+        const exited = new Promise((r) => proc.once('exit', r));
+        // SIGKILL: the test is over, nothing to hand back.
+        proc.kill('SIGKILL');
+        await exited;
+      }
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
 }

@@ -47,13 +47,24 @@ export function mergePoints(existing: Point[], incoming: readonly Point[]): Poin
   return [...byStep.values()].sort((a, b) => a.step - b.step);
 }
 
-/** Highest step stored for a run over all its series (-1 when none): the `sinceStep` to resume from. */
+/**
+ * Highest step stored for a run over all its series (-1 when none): the `sinceStep` to resume from. With
+ * `names`, over those series, and -1 when one of them has no point.
+ */
 export function lastStep(series: SeriesMap | undefined, names?: readonly string[]): number {
   if (!series) return -1;
   let min = Infinity;
   let any = false;
-  for (const [name, pts] of Object.entries(series)) {
-    if (names && !names.includes(name)) continue;
+  if (names) {
+    // A named series with no point yet may have points on the server: fetch it whole.
+    for (const name of names) {
+      const pts = series[name];
+      if (!pts?.length) return -1;
+      min = Math.min(min, pts[pts.length - 1].step);
+    }
+    return names.length ? min : -1;
+  }
+  for (const pts of Object.values(series)) {
     if (!pts.length) continue;
     any = true;
     min = Math.min(min, pts[pts.length - 1].step);

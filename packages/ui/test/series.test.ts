@@ -29,6 +29,10 @@ describe('series math', () => {
   it('lastStep is the lowest per-series maximum (what a reconnect must refetch from)', () => {
     expect(lastStep(undefined)).toBe(-1);
     expect(lastStep({ loss: [pt(1, 1), pt(5, 1)], val_loss: [pt(1, 1), pt(4, 1)] })).toBe(4);
+    // Named series: one without points yet (first epoch still running) means "fetch everything".
+    const s = { loss: [pt(1, 1), pt(2, 1)], 'batch/loss': [pt(1, 1), pt(30, 1)] };
+    expect(lastStep(s, ['loss'])).toBe(2);
+    expect(lastStep(s, ['loss', 'val_loss'])).toBe(-1);
   });
 
   it('EMA with debiasing: weight 0 is identity, first value is kept, constant stays constant', () => {

@@ -6,8 +6,8 @@ import { io } from 'socket.io-client';
 export type LiveState = 'connecting' | 'live' | 'down';
 
 /**
- * Subscribes to socket.io rooms on the API's /live namespace. `onResync` runs after every reconnect (not
- * the first connect) so the page can fetch what it missed with runs.metrics `sinceStep`.
+ * Subscribes to socket.io rooms on the API's /live namespace. `onResync` runs after every (re)subscribe so
+ * the page can fetch what it missed with runs.metrics `sinceStep`.
  */
 export function useLive(opts: {
   apiUrl: string;
@@ -28,7 +28,6 @@ export function useLive(opts: {
       transports: ['websocket'],
       reconnectionDelayMax: 5000,
     });
-    let connectedOnce = false;
     socket.on('connect', () => {
       socket.emit('subscribe', { rooms }, (ack: { ok: boolean } | undefined) => {
         if (!ack?.ok) {
@@ -36,8 +35,9 @@ export function useLive(opts: {
           return;
         }
         setState('live');
-        if (connectedOnce) handlers.current.onResync();
-        connectedOnce = true;
+        // Also after the first connect: the page's data was read before this subscription existed, and
+        // whatever happened in between (a run finishing) came as no update.
+        handlers.current.onResync();
       });
     });
     socket.on('disconnect', () => setState('down'));

@@ -45,7 +45,7 @@ export function useRunStore(initialRuns: Run[], opts: { sweepId?: string; names?
   const fetchMetrics = useCallback(
     async (ids: string[]) => {
       await pool(ids, 6, async (runId) => {
-        const since = lastStep(series.current.get(runId));
+        const since = sinceStepOf(series.current.get(runId), opts.names);
         const got = await browserApi().runs.metrics.query({
           runId,
           sinceStep: since,
@@ -64,26 +64,59 @@ export function useRunStore(initialRuns: Run[], opts: { sweepId?: string; names?
     [bump, merge, opts.names],
   );
 
+  // Every list request gets a number; a response older than one already applied is dropped, so a slow
+  // request issued before a run completed cannot overwrite the completed row (params, summary) with a stale one.
+  const issued = useRef(0);
+  const applied = useRef(0);
+  const retries = useRef(0);
+  const scheduleRefreshRef = useRef<(delay?: number) => void>(() => {});
   const refreshRuns = useCallback(async () => {
     if (!opts.sweepId) return;
+    const seq = ++issued.current;
     const list = await browserApi().runs.list.query({ sweepId: opts.sweepId, limit: 1000 });
+    if (seq < applied.current) return;
+    applied.current = seq;
     const fresh = list.filter((r) => !runs.current.has(r.id)).map((r) => r.id);
-    runs.current = new Map(list.map((r) => [r.id, r]));
+    let behind = false;
+    const next = new Map<string, Run>();
+    for (const r of list) {
+      const local = runs.current.get(r.id);
+      // The live stream already said this attempt ended, but the row read does not show it yet: keep the
+      // newer status and read again.
+      if (local && TERMINAL.has(local.status) && !TERMINAL.has(r.status) && local.attempt >= r.attempt) {
+        next.set(r.id, { ...r, status: local.status });
+        behind = true;
+      } else next.set(r.id, r);
+      if (r.status === 'succeeded' && !r.params) behind = true;
+    }
+    runs.current = next;
     bump();
+    if (behind && retries.current < 5) {
+      retries.current++;
+      scheduleRefreshRef.current(1000);
+    } else if (!behind) retries.current = 0;
     if (fresh.length) await fetchMetrics(fresh);
   }, [bump, fetchMetrics, opts.sweepId]);
 
-  const scheduleRefresh = useCallback(() => {
-    if (refreshTimer.current) return;
-    refreshTimer.current = setTimeout(() => {
-      refreshTimer.current = null;
-      void refreshRuns().catch(() => {});
-    }, 400);
-  }, [refreshRuns]);
+  const scheduleRefresh = useCallback(
+    (delay = 400) => {
+      if (refreshTimer.current) return;
+      refreshTimer.current = setTimeout(() => {
+        refreshTimer.current = null;
+        // A failed read (API restarting) is retried rather than leaving rows stale.
+        void refreshRuns().catch(() => scheduleRefreshRef.current(2000));
+      }, delay);
+    },
+    [refreshRuns],
+  );
+  scheduleRefreshRef.current = scheduleRefresh;
 
+  const initial = useRef<Promise<unknown>>(Promise.resolve());
   useEffect(() => {
     let cancelled = false;
-    fetchMetrics([...runs.current.keys()])
+    const load = fetchMetrics([...runs.current.keys()]);
+    initial.current = load.catch(() => {});
+    load
       .catch((e) => !cancelled && setError(e instanceof Error ? e.message : String(e)))
       .finally(() => !cancelled && setLoading(false));
     return () => {
@@ -93,7 +126,9 @@ export function useRunStore(initialRuns: Run[], opts: { sweepId?: string; names?
 
   const onUpdate = useCallback(
     (u: LiveUpdate) => {
-      for (const m of u.metrics) for (const [name, pts] of groupByName(m.points)) merge(m.runId, name, pts);
+      for (const m of u.metrics)
+        for (const [name, pts] of groupByName(m.points))
+          if (!opts.names || opts.names.includes(name)) merge(m.runId, name, pts);
       let unknown = false;
       for (const s of u.runs) {
         const r = runs.current.get(s.runId);
@@ -107,19 +142,37 @@ export function useRunStore(initialRuns: Run[], opts: { sweepId?: string; names?
         else unknown = true;
       }
       // Status changes carry no trainer, params or summary: fetch the rows again (debounced).
-      if (u.runs.length || unknown) scheduleRefresh();
+      if (u.runs.length || unknown) {
+        retries.current = 0;
+        scheduleRefresh();
+      }
       bump();
     },
-    [bump, merge, scheduleRefresh],
+    [bump, merge, scheduleRefresh, opts.names],
   );
 
+  /** After (re)subscribing: rows and points that changed while no live updates arrived. */
   const onResync = useCallback(() => {
-    void refreshRuns()
+    // After the first load, so `sinceStep` starts from what it fetched.
+    void initial.current
+      .then(refreshRuns)
       .then(() => fetchMetrics([...runs.current.keys()]))
-      .catch(() => {});
+      .catch(() => scheduleRefreshRef.current(2000));
   }, [fetchMetrics, refreshRuns]);
 
   return { runs, series, version, loading, error, onUpdate, onResync, refreshRuns };
+}
+
+const TERMINAL = new Set(['succeeded', 'failed', 'canceled']);
+
+/**
+ * Where a refetch resumes. Epoch metrics (step = epoch) and batch metrics (step = global step) share one
+ * step column on different scales, so without a name list the epoch metric `loss` bounds it; a run that has
+ * no `loss` point yet (still in its first epoch) is fetched whole.
+ */
+function sinceStepOf(series: SeriesMap | undefined, names: string[] | undefined): number {
+  if (names) return lastStep(series, names);
+  return Math.min(lastStep(series), lastStep(series, ['loss']));
 }
 
 function groupByName(points: LiveUpdate['metrics'][number]['points']) {

@@ -27,6 +27,8 @@ import { useRunStore } from '../../../../lib/store';
 import type { Run, Sweep } from '../../../../lib/types';
 import { RunsTable } from './RunsTable';
 
+// The charts and the runs table read epoch metrics only; batch metrics (many more points) stay on the run view.
+const SWEEP_METRICS = ['val_accuracy', 'val_loss', 'accuracy', 'loss', 'images_per_s'];
 const X_LABELS: Record<XMode, string> = { epoch: 'epoch', step: 'step', time: 'seconds' };
 const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
 const isAcc = (m: string) => m.includes('accuracy') || m === 'gap';
@@ -39,7 +41,7 @@ export function SweepView(props: {
   token: string;
 }) {
   const { sweep } = props;
-  const store = useRunStore(props.initialRuns, { sweepId: sweep.id });
+  const store = useRunStore(props.initialRuns, { sweepId: sweep.id, names: SWEEP_METRICS });
   const live = useLive({
     apiUrl: props.apiUrl,
     token: props.token,
