@@ -4,7 +4,8 @@
  * PyTorch runs as a persistent child (bench/engine/torch_bench.py, Debian's python3-torch) so the two
  * sides alternate workload by workload, round after round; the table reports medians per side. The
  * machine is shared: loads from other processes move single figures by 2x, medians less.
- * Threads: the engine's (HEADBENCH_WASM_THREADS, default every core) for both sides.
+ * Threads: the engine's (HEADBENCH_WASM_THREADS, default every core) for both sides; the
+ * "data-parallel" rows train with createDataParallelTrainer (that many single-threaded replicas).
  */
 import { spawn } from 'node:child_process';
 import os from 'node:os';
@@ -12,7 +13,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { buildBackbone } from '@headbench/core';
-import { initBackend } from '@headbench/engine';
+import { createDataParallelTrainer, initBackend } from '@headbench/engine';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 
@@ -28,6 +29,8 @@ const only = arg('only', '')
 
 interface Spec {
   kind: 'train' | 'infer';
+  /** headbench side: createDataParallelTrainer (one single-threaded replica per thread) instead of threads. */
+  dataParallel?: boolean;
   model: 'smallcnn' | 'nin' | 'dense_head' | 'vgg16' | 'vgg19' | 'mobilenetv2';
   size: number;
   batch: number;
@@ -35,7 +38,23 @@ interface Spec {
 }
 const WORKLOADS: Record<string, Spec> = {
   'train smallcnn 64 b32': { kind: 'train', model: 'smallcnn', size: 64, batch: 32, reps: 3 },
+  'train smallcnn 64 b32, data-parallel': {
+    kind: 'train',
+    model: 'smallcnn',
+    size: 64,
+    batch: 32,
+    reps: 3,
+    dataParallel: true,
+  },
   'train nin 64 b32': { kind: 'train', model: 'nin', size: 64, batch: 32, reps: 2 },
+  'train nin 64 b32, data-parallel': {
+    kind: 'train',
+    model: 'nin',
+    size: 64,
+    batch: 32,
+    reps: 2,
+    dataParallel: true,
+  },
   'train dense-head 7x7x512 b32': { kind: 'train', model: 'dense_head', size: 7, batch: 32, reps: 5 },
   'infer vgg16 128 b8': { kind: 'infer', model: 'vgg16', size: 128, batch: 8, reps: 2 },
   'infer vgg16 224 b8': { kind: 'infer', model: 'vgg16', size: 224, batch: 8, reps: 1 },
@@ -62,7 +81,7 @@ function denseHead(): tfl.LayersModel {
 }
 
 /** Builds the model and input once; returns one timed step (a training step or a forward pass). */
-function makeStep(spec: Spec): { step: () => void; dispose: () => void } {
+async function makeStep(spec: Spec): Promise<{ step: () => unknown; dispose: () => unknown }> {
   const model =
     spec.model === 'dense_head'
       ? denseHead()
@@ -82,6 +101,17 @@ function makeStep(spec: Spec): { step: () => void; dispose: () => void } {
     };
   }
   const y = tf.oneHot(tf.randomUniform([spec.batch], 0, 10, 'int32'), 10);
+  if (spec.dataParallel) {
+    const dp = await createDataParallelTrainer(model, { optimizer: { name: 'adam', learningRate: 1e-3 } });
+    return {
+      step: () => dp.step(x, y),
+      dispose: async () => {
+        await dp.dispose();
+        tf.dispose([x, y]);
+        model.dispose();
+      },
+    };
+  }
   const opt = tf.train.adam(1e-3);
   return {
     step: () =>
@@ -106,17 +136,17 @@ function makeStep(spec: Spec): { step: () => void; dispose: () => void } {
   };
 }
 
-const steps = new Map<string, ReturnType<typeof makeStep>>();
-function headbenchRun(name: string): number {
+const steps = new Map<string, Awaited<ReturnType<typeof makeStep>>>();
+async function headbenchRun(name: string): Promise<number> {
   const spec = WORKLOADS[name];
   let s = steps.get(name);
   if (s === undefined) {
-    s = makeStep(spec);
-    s.step(); // warm-up: operator creation, optimizer slots
+    s = await makeStep(spec);
+    await s.step(); // warm-up: operator creation, optimizer slots
     steps.set(name, s);
   }
   const t0 = performance.now();
-  for (let i = 0; i < spec.reps; i++) s.step();
+  for (let i = 0; i < spec.reps; i++) await s.step();
   return (spec.batch * spec.reps * 1000) / (performance.now() - t0);
 }
 
@@ -162,11 +192,11 @@ for (let r = 0; r < rounds; r++) {
     const res = results.get(name)!;
     // Alternate which side goes first so neither always follows the other's cache / thermal state.
     if (r % 2 === 0) {
-      res.hb.push(headbenchRun(name));
+      res.hb.push(await headbenchRun(name));
       res.pt.push(await torchRun(name));
     } else {
       res.pt.push(await torchRun(name));
-      res.hb.push(headbenchRun(name));
+      res.hb.push(await headbenchRun(name));
     }
     console.log(
       `round ${r + 1} ${name}: headbench ${res.hb.at(-1)!.toFixed(2)} img/s, pytorch ${res.pt.at(-1)!.toFixed(2)} img/s`,
@@ -174,7 +204,7 @@ for (let r = 0; r < rounds; r++) {
   }
 }
 torch.stdin.end();
-for (const s of steps.values()) s.dispose();
+for (const s of steps.values()) await s.dispose();
 
 console.log(`\nmedians over ${rounds} alternating rounds (${threads} threads each side)`);
 console.log('| workload | headbench img/s | PyTorch img/s | ratio |');

@@ -1,5 +1,10 @@
 export { type BackendInfo, type BackendPreference, currentBackendInfo, initBackend } from './backend.js';
 export {
+  createDataParallelTrainer,
+  type DataParallelOptions,
+  type DataParallelTrainer,
+} from './data_parallel.js';
+export {
   ADDED_KERNELS,
   REPLACED_KERNELS,
   registerTrainingKernels,
