@@ -88,6 +88,13 @@ describe('dashboard', () => {
 
   it('creates a sweep from the form, showing the API validation message per field', async () => {
     await page.goto(`${web.url}/sweeps/new`);
+    // The option lists are the API's own (meta.names).
+    const names = await admin.meta.names.query();
+    const options = (field: string) =>
+      page.locator(`input[name="${field}"]`).evaluateAll((els) => els.map((e) => e.getAttribute('value')));
+    expect(await options('backbones')).toEqual(names.backbones);
+    expect(await options('heads')).toEqual(names.heads);
+    expect(await options('optimizers')).toEqual(names.optimizers);
     await page.getByLabel('Name').fill('e2e heads');
     await page.getByLabel('Datasets').fill(DATASET);
     await page.getByRole('checkbox', { name: 'vgg16' }).uncheck();

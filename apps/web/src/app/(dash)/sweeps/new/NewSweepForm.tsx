@@ -4,11 +4,6 @@ import { useRouter } from 'next/navigation';
 import { type FormEvent, useState } from 'react';
 import { browserApi } from '../../../../lib/browser';
 
-// Option lists mirror the API's SweepSpec enums (the API validates; it has no endpoint listing them yet).
-const BACKBONES = ['vgg16', 'vgg19', 'inceptionv3', 'resnet50', 'mobilenetv2', 'smallcnn', 'nin'];
-const HEADS = ['fc', 'gap', 'gmp', 'avgmax', 'catavgmax', 'gem'];
-const OPTIMIZERS = ['rmsprop', 'adam', 'sgd'];
-
 const list = (s: string) =>
   s
     .split(/[\s,]+/)
@@ -28,7 +23,13 @@ function Checks({ name, options, defaults }: { name: string; options: string[]; 
   );
 }
 
-export function NewSweepForm({ datasets }: { datasets: { name: string; uri: string }[] }) {
+export function NewSweepForm(props: {
+  datasets: { name: string; uri: string }[];
+  backbones: string[];
+  heads: string[];
+  optimizers: string[];
+}) {
+  const { datasets } = props;
   const router = useRouter();
   const [errors, setErrors] = useState<Record<string, string[]>>({});
   const [general, setGeneral] = useState<string | null>(null);
@@ -118,7 +119,7 @@ export function NewSweepForm({ datasets }: { datasets: { name: string; uri: stri
       {err('datasets')}
       <fieldset>
         <legend>Backbones</legend>
-        <Checks name="backbones" options={BACKBONES} defaults={['vgg16']} />
+        <Checks name="backbones" options={props.backbones} defaults={['vgg16']} />
         {err('backbones')}
       </fieldset>
       <label>
@@ -127,12 +128,12 @@ export function NewSweepForm({ datasets }: { datasets: { name: string; uri: stri
       {err('weights')}
       <fieldset>
         <legend>Heads</legend>
-        <Checks name="heads" options={HEADS} defaults={['fc', 'gap', 'gmp']} />
+        <Checks name="heads" options={props.heads} defaults={['fc', 'gap', 'gmp']} />
         {err('heads')}
       </fieldset>
       <fieldset>
         <legend>Optimizer</legend>
-        <Checks name="optimizers" options={OPTIMIZERS} defaults={['rmsprop']} />
+        <Checks name="optimizers" options={props.optimizers} defaults={['rmsprop']} />
         {err('optimizers')}
         <div className="controls">
           <label>
