@@ -8,13 +8,13 @@ import {
   type TensorInfo,
   util,
 } from '@tensorflow/tfjs-core';
-import { gemm } from './gemm_wasm.js';
 import { asTensor, asWasmBackend } from './util.js';
+import { gemm } from './wasm_kernels.js';
 
 /** Matrices smaller than this (m*k*n) stay on the stock kernel: a per-matrix loop would cost more. */
 const LOOP_MIN_WORK = 32 * 32 * 32;
 /**
- * Own packing-free kernels (gemm_wasm.ts) for a right-hand matrix of at least this many elements...
+ * Own packing-free kernels (wasm_kernels.ts) for a right-hand matrix of at least this many elements...
  * XNNPACK repacks a right-hand matrix it has not seen at ~25 ns/element (0.35 s for a 25088x512 Dense
  * kernel), which dominates whenever few rows multiply it (m small: Dense layers at training batch sizes).
  */

@@ -11,6 +11,7 @@ import {
 } from '@tensorflow/tfjs-core';
 import { dyAsForwardInput } from './conv2d_backprop_input.js';
 import { asTensor, asWasmBackend, pair } from './util.js';
+import { depthwiseFilterGrad } from './wasm_kernels.js';
 
 /**
  * dx of a depthwise conv: a depthwise correlation of (dilated, padded) dy with the flipped filter.
@@ -77,6 +78,12 @@ export const depthwiseConv2dNativeBackpropFilter: KernelFunc = ({ inputs, backen
   // Views are taken after the allocation above: growing the heap detaches older views.
   const xs = wasm.typedArrayFromHeap(x) as Float32Array;
   const ds = wasm.typedArrayFromHeap(dy) as Float32Array;
+  if (m === 1) {
+    // The common case (MobileNet): vectorised over channels in wasm/kernels.c.
+    const geometry = { n, h, w, c, oh, ow, kh, kw, sh, sw, dh, dw, top, left };
+    depthwiseFilterGrad(xs, ds, wasm.typedArrayFromHeap(out) as Float32Array, geometry);
+    return out;
+  }
   const acc = new Float64Array(kh * kw * cm);
   for (let b = 0; b < n; b++) {
     for (let r = 0; r < oh; r++) {
