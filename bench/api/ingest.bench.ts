@@ -10,7 +10,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connectLive, createHeadbenchClient, type LeasedRun } from '@headbench/client';
@@ -96,8 +96,13 @@ async function main() {
       for (const m of upd.metrics) for (const p of m.points) latencies.push(now - p.time);
     });
 
+    const load = () =>
+      loadavg()
+        .map((x) => x.toFixed(2))
+        .join(', ');
     console.log(
-      `headbench api ingest bench: batches of ${BATCH} points, ${SECONDS}s per level, API on ${url}`,
+      `headbench api ingest bench: batches of ${BATCH} points, ${SECONDS}s per level, API on ${url}; ` +
+        `${cpus().length} cores, load average ${load()}`,
     );
     console.log('concurrent runs | points/s | batches/s | live latency p50 / p99 (ms) | points seen live');
     const stepOf = new Map<string, number>();
@@ -138,6 +143,7 @@ async function main() {
           `${pct(latencies, 50).toFixed(0).padStart(12)} / ${pct(latencies, 99).toFixed(0).padEnd(12)} | ${latencies.length}/${points}`,
       );
     }
+    console.log(`load average after: ${load()}`);
     live.close();
   } finally {
     await cleanup();

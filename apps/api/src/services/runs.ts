@@ -147,6 +147,13 @@ export class RunService {
   private reaping = false;
   /** The reaper does nothing before this (ms since epoch): see reaperGraceSeconds. */
   reapAfter = 0;
+  /**
+   * Metric ingest's lease checks, per run: a holder verified less than `holderTtlMs` ago under the same
+   * (lease, token) is not looked up again. Every state change on this instance drops the run's entry;
+   * another instance's change (cancel, requeue) is seen within the TTL.
+   */
+  private holders = new Map<string, { leaseId: string; tokenId: string; row: HeldRow; until: number }>();
+  holderTtlMs = 1000;
 
   constructor(
     private pool: pg.Pool,
@@ -266,6 +273,7 @@ export class RunService {
   // ---------------------------------------------------------------- user actions
 
   async cancelRun(runId: string, reason = 'canceled by user'): Promise<RunStateOutput> {
+    this.forgetHolder(runId);
     const res = await withTx(this.pool, async (c) => {
       const r = await this.lockRun(c, runId);
       if (r.status !== 'queued' && r.status !== 'running') {
@@ -283,6 +291,7 @@ export class RunService {
       await this.maybeFinishSweep(c, r.sweep_id);
       return r;
     });
+    this.forgetHolder(runId); // again: a metric batch may have cached the old state meanwhile
     this.hub.runStatus({
       id: runId,
       sweepId: res.sweep_id,
@@ -513,8 +522,27 @@ export class RunService {
     return r;
   }
 
+  /** assertHolder for hot paths (metric batches), through the short per-run cache. */
+  async assertHolderCached(p: Principal, runId: string, leaseId: string): Promise<HeldRow> {
+    const hit = this.holders.get(runId);
+    const now = Date.now();
+    if (hit && hit.until > now && hit.leaseId === leaseId && hit.tokenId === p.tokenId) return hit.row;
+    const row = await this.assertHolder(this.pool, p, runId, leaseId);
+    if (this.holders.size > 10_000) {
+      for (const [k, v] of this.holders) if (v.until <= now) this.holders.delete(k);
+    }
+    this.holders.set(runId, { leaseId, tokenId: p.tokenId, row, until: now + this.holderTtlMs });
+    return row;
+  }
+
+  /** Drops the cached lease check of a run whose state changed. */
+  forgetHolder(runId: string) {
+    this.holders.delete(runId);
+  }
+
   async complete(p: Principal, input: CompleteInput): Promise<RunStateOutput> {
     const r = await withTx(this.pool, async (c) => {
+      this.forgetHolder(input.runId);
       const r = await this.assertHolder(c, p, input.runId, input.leaseId, true);
       if (r.job_id) await this.boss.complete(r.queue, r.job_id, null, bossDb(c)).catch(() => {});
       await c.query(
@@ -532,6 +560,7 @@ export class RunService {
       await this.maybeFinishSweep(c, r.sweep_id);
       return r;
     });
+    this.forgetHolder(r.id);
     this.hub.runStatus({ id: r.id, sweepId: r.sweep_id, status: 'succeeded', attempt: r.attempt });
     return { runId: r.id, status: 'succeeded', attempt: r.attempt };
   }
@@ -548,6 +577,7 @@ export class RunService {
    * deploys and Ctrl-C never use up a run's attempts. It resumes from its newest stored checkpoint.
    */
   async release(p: Principal, input: ReleaseInput): Promise<RunStateOutput> {
+    this.forgetHolder(input.runId);
     const res = await withTx(this.pool, async (c) => {
       const r = await this.assertHolder(c, p, input.runId, input.leaseId, true);
       if (r.job_id) await this.boss.complete(r.queue, r.job_id, null, bossDb(c)).catch(() => {});
@@ -566,6 +596,7 @@ export class RunService {
       });
       return r;
     });
+    this.forgetHolder(res.id);
     this.hub.runStatus({ id: res.id, sweepId: res.sweep_id, status: 'queued', attempt: res.attempt });
     this.hub.workAvailable();
     return { runId: res.id, status: 'queued', attempt: res.attempt };
@@ -579,6 +610,7 @@ export class RunService {
     lock: (c: pg.PoolClient) => Promise<HeldRow | null>,
     eventType = 'failed',
   ): Promise<RunStateOutput | null> {
+    this.forgetHolder(runId);
     const res = await withTx(this.pool, async (c) => {
       const r = await lock(c);
       if (!r) return null;
@@ -605,6 +637,7 @@ export class RunService {
       return { r, status: 'failed' as const, attempt: r.attempt, error: final };
     });
     if (!res) return null;
+    this.forgetHolder(runId);
     this.hub.runStatus({
       id: runId,
       sweepId: res.r.sweep_id,

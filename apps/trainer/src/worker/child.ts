@@ -89,7 +89,7 @@ async function run(job: ChildJob, control: { abort: AbortController; stop: boole
   // The final model (backbone + head): what `weights: run:<id>` loads on any trainer.
   const modelTar = join(outbox, 'model.tar');
   await writeFile(modelTar, await packDir(join(job.runDir, 'model')));
-  files.push({ path: modelTar, name: 'model.tar', kind: 'report' });
+  files.push({ path: modelTar, name: 'model.tar', kind: 'model' });
   return { result, files };
 }
 

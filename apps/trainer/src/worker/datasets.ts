@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import type { LeasedDataset } from '@headbench/client';
 import { HeadbenchInputError, openDataset } from '@headbench/core';
 import type { ApiLink } from './api.js';
 import { readTar, writeEntries } from './tar.js';
@@ -20,7 +21,14 @@ export interface DatasetRecord {
 export interface ResolveContext {
   /** State folder: generated datasets and downloads live under `<home>/datasets`. */
   home: string;
-  /** Client for the dataset registry (needs a member or admin token; trainer tokens cannot list). */
+  /**
+   * The registry record the API sent with the lease (hash, uploaded archive): what the run needs.
+   * `undefined` means an API that sends none; then `registry` (a member token) is asked instead.
+   */
+  leased?: LeasedDataset | null;
+  /** The trainer's own link: uploaded archives are fetched through the API with the trainer token. */
+  api?: ApiLink;
+  /** Client for the dataset registry (older APIs only: needs a member or admin token). */
   registry?: ApiLink;
   log?: (m: string) => void;
 }
@@ -54,15 +62,36 @@ export async function resolveDataset(
 ): Promise<{ local: string; expectHash?: string }> {
   let target = uri;
   let expectHash: string | undefined;
+  const leased = ctx.leased;
   if (uri.startsWith('dataset:')) {
     const name = uri.slice('dataset:'.length);
-    const rec = (await registry(ctx)).find((d) => d.name === name);
-    if (!rec)
-      throw new HeadbenchInputError(
-        `dataset '${name}' is not registered with the API (or this token cannot read it)`,
-      );
-    target = rec.uri;
+    const rec =
+      leased !== undefined
+        ? leased?.name === name
+          ? leased
+          : undefined
+        : (await registry(ctx)).find((d) => d.name === name);
+    if (!rec) throw new HeadbenchInputError(`dataset '${name}' is not registered with the API`);
     expectHash = rec.contentHash ?? undefined;
+    if (leased?.archive) {
+      const { archive } = leased;
+      if (!ctx.api) throw new Error('uploaded dataset: no API link to fetch it');
+      const api = ctx.api;
+      const local = await once(`dl:${archive.sha256}`, () =>
+        fetchArchive(
+          `${name}.${archive.format}`,
+          archive.sha256,
+          expectHash,
+          ctx,
+          () => api.download(archive.downloadPath),
+          archive.sha256,
+        ),
+      );
+      return { local, expectHash };
+    }
+    target = rec.uri;
+  } else if (leased && leased.uri === uri) {
+    expectHash = leased.contentHash ?? undefined;
   }
   const fragment = /#(?:sha256|contentHash)=([0-9a-f]{16,64})$/i.exec(target);
   if (fragment) {
@@ -70,7 +99,8 @@ export async function resolveDataset(
     target = target.slice(0, fragment.index);
   }
   if (!/^https?:\/\//.test(target)) return { local: target, expectHash };
-  if (!expectHash) expectHash = (await registry(ctx)).find((d) => d.uri === uri)?.contentHash ?? undefined;
+  if (!expectHash && leased === undefined)
+    expectHash = (await registry(ctx)).find((d) => d.uri === uri)?.contentHash ?? undefined;
   const local = await once(`dl:${target}`, () => download(target, expectHash, ctx));
   return { local, expectHash };
 }
@@ -83,15 +113,37 @@ async function exists(p: string) {
 }
 
 async function download(url: string, expectHash: string | undefined, ctx: ResolveContext): Promise<string> {
-  const root = join(ctx.home, 'datasets', 'downloads');
   const key = expectHash ?? `url-${createHash('sha256').update(url).digest('hex').slice(0, 24)}`;
-  const dir = join(root, key);
+  return fetchArchive(new URL(url).pathname.toLowerCase(), key, expectHash, ctx, async () => {
+    const res = await fetch(url, { signal: AbortSignal.timeout(30 * 60_000) });
+    if (!res.ok) throw new HeadbenchInputError(`dataset download ${url} failed: HTTP ${res.status}`);
+    return Buffer.from(await res.arrayBuffer());
+  });
+}
+
+/**
+ * Fetches an archive once into `<home>/datasets/downloads/<key>`, checks its bytes' sha256 (uploaded
+ * datasets) and the unpacked set's content hash when known, and unpacks it; later runs reuse the folder.
+ */
+async function fetchArchive(
+  name: string,
+  key: string,
+  expectHash: string | undefined,
+  ctx: ResolveContext,
+  fetchBytes: () => Promise<Buffer>,
+  expectSha256?: string,
+): Promise<string> {
+  const url = name;
+  const dir = join(ctx.home, 'datasets', 'downloads', key);
   if (await exists(join(dir, '.complete'))) return await datasetRoot(dir);
-  ctx.log?.(`downloading ${url}`);
-  const res = await fetch(url, { signal: AbortSignal.timeout(30 * 60_000) });
-  if (!res.ok) throw new HeadbenchInputError(`dataset download ${url} failed: HTTP ${res.status}`);
-  const buf = Buffer.from(await res.arrayBuffer());
-  const path = new URL(url).pathname.toLowerCase();
+  ctx.log?.(`downloading ${name}`);
+  const buf = await fetchBytes();
+  if (expectSha256) {
+    const got = createHash('sha256').update(buf).digest('hex');
+    if (got !== expectSha256)
+      throw new Error(`dataset ${name}: archive sha256 ${got} is not the expected ${expectSha256}`);
+  }
+  const path = name.toLowerCase();
   let entries: { path: string; data: Buffer }[];
   if (path.endsWith('.zip')) entries = readZip(buf);
   else if (path.endsWith('.tar.gz') || path.endsWith('.tgz')) entries = readTar(gunzipSync(buf));

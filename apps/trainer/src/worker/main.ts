@@ -11,8 +11,8 @@ Usage: headbench-trainer --api <url> --token <trainer token> [flags]
 
   --api <url>          API base URL (env HEADBENCH_API)
   --token <token>      trainer token (env HEADBENCH_TOKEN)
-  --read-token <tok>   member token to fetch other runs' models (weights run:<id>) and the dataset
-                       registry (env HEADBENCH_READ_TOKEN); trainer tokens cannot read those
+  --read-token <tok>   not needed with current APIs (leases carry what a run reads); only for older
+                       APIs: a member token to read models and the dataset registry (env HEADBENCH_READ_TOKEN)
   --name <name>        stable trainer name (default: host name)
   --slots <n>          runs trained at once, one child process each (default: one per core)
   --backend <b>        auto | tensorflow | wasm (default auto: tfjs-node-gpu, tfjs-node, else wasm)

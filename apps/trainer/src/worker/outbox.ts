@@ -13,7 +13,9 @@ export type OutboxItem =
   /** `file` is deleted once uploaded when `temp`; a newer item with the same `slot` supersedes an unsent one. */
   | { t: 'artifact'; file: string; name: string; kind: string; epoch?: number; temp?: boolean; slot?: string }
   | { t: 'complete'; input: Omit<CompleteInput, 'runId' | 'leaseId'> }
-  | { t: 'fail'; error: string; retryable: boolean };
+  | { t: 'fail'; error: string; retryable: boolean }
+  /** Graceful stop: hand the run back without using up an attempt (trainer.release). */
+  | { t: 'release'; reason: string; checkpointEpoch?: number };
 type Entry = OutboxItem & { seq: number };
 
 /** Points per reportMetrics call (the API allows 5000). */
@@ -192,6 +194,25 @@ export class Outbox {
       this.ack(1);
     } else if (head.t === 'complete') {
       await api.client.trainer.complete.mutate({ runId, leaseId, ...head.input });
+      this.ack(1);
+    } else if (head.t === 'release') {
+      try {
+        await api.client.trainer.release.mutate({
+          runId,
+          leaseId,
+          reason: head.reason,
+          checkpointEpoch: head.checkpointEpoch,
+        });
+      } catch (e) {
+        // An API from before trainer.release: requeue through a retryable failure instead.
+        if (!/No procedure found/i.test(classify(e).message)) throw e;
+        await api.client.trainer.fail.mutate({
+          runId,
+          leaseId,
+          error: `requeue: ${head.reason}`,
+          retryable: true,
+        });
+      }
       this.ack(1);
     } else {
       await api.client.trainer.fail.mutate({ runId, leaseId, error: head.error, retryable: head.retryable });

@@ -21,7 +21,7 @@ export type ToChild = { type: 'start'; job: ChildJob } | { type: 'abort' } | { t
 export interface FinalFile {
   path: string;
   name: string;
-  kind: 'figure' | 'cam' | 'confusion' | 'report' | 'checkpoint';
+  kind: 'figure' | 'cam' | 'confusion' | 'report' | 'checkpoint' | 'model';
 }
 
 export type FromChild =

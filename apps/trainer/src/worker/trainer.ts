@@ -1,6 +1,7 @@
 // The trainer: registers with the API, leases runs for its free slots, trains each in a child process
 // through trainRun, streams metrics and artifacts through a per-run outbox, heartbeats, and obeys cancel.
 import { type ChildProcess, fork } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -25,7 +26,10 @@ import { readTar, writeEntries } from './tar.js';
 export interface TrainerOptions {
   api: string;
   token: string;
-  /** Member/admin token for reading other runs' models (`weights: run:<id>`) and the dataset registry. */
+  /**
+   * Only for APIs older than lease-carried reads: a member token to read other runs' models and the dataset
+   * registry. Current APIs send what a run needs with its lease and let the trainer token fetch it.
+   */
   readToken?: string;
   name: string;
   slots: number;
@@ -221,12 +225,25 @@ export class Trainer {
     return this.stopping;
   }
 
-  /** A local folder holding the final model of run `id` (for `weights: run:<id>`). */
-  async resolveModel(id: string): Promise<string> {
+  /**
+   * A local folder holding the final model of run `id` (for `weights: run:<id>`). The lease names the
+   * model artifact (`leased`), which this trainer's own token may read; `undefined` (an older API) falls
+   * back to listing the run's artifacts with --read-token.
+   */
+  async resolveModel(id: string, leased?: LeasedRun['weights']): Promise<string> {
     const own = join(this.o.workDir, 'runs', id, 'model');
     if (await exists(join(own, 'model.json'))) return own;
     const dir = join(this.o.workDir, 'models', id);
     if (await exists(join(dir, 'model.json'))) return dir;
+    if (leased === null)
+      throw new HeadbenchInputError(`weights run:${id}: that run has no final model (model.tar) yet`);
+    if (leased) {
+      const buf = await this.link.download(leased.downloadPath);
+      const sha = createHash('sha256').update(buf).digest('hex');
+      if (sha !== leased.sha256)
+        throw new Error(`weights run:${id}: model.tar sha256 ${sha} is not the expected ${leased.sha256}`);
+      return this.unpackModel(id, buf, dir);
+    }
     let arts: { id: string; name: string }[];
     try {
       arts = await this.readLink.client.artifacts.list.query({ runId: id });
@@ -241,7 +258,10 @@ export class Trainer {
     const model = arts.find((a) => a.name === 'model.tar');
     if (!model)
       throw new HeadbenchInputError(`weights run:${id}: that run has no final model (model.tar) yet`);
-    const buf = await this.readLink.download(`/artifacts/${model.id}/content`);
+    return this.unpackModel(id, await this.readLink.download(`/artifacts/${model.id}/content`), dir);
+  }
+
+  private async unpackModel(id: string, buf: Buffer, dir: string): Promise<string> {
     const tmp = `${dir}.${process.pid}.tmp`;
     await rm(tmp, { recursive: true, force: true });
     await writeEntries(readTar(buf), tmp);
@@ -362,7 +382,14 @@ class RunTask {
     const { requires: _requires, ...raw } = this.lease.config;
     const apiConfig = validateRunConfig(raw as RunConfig);
     const canonicalHash = runConfigHash(apiConfig);
-    const ctx = { home: this.t.o.home, registry: this.t.readLink, log: this.t.log };
+    const ctx = {
+      home: this.t.o.home,
+      // Older APIs send no dataset record; then the registry is read with --read-token.
+      leased: 'dataset' in this.lease ? this.lease.dataset : undefined,
+      api: this.t.link,
+      registry: this.t.readLink,
+      log: this.t.log,
+    };
     const { local, expectHash } = await resolveDataset(apiConfig.dataset, ctx);
     await prepareDataset(local, apiConfig.classes, ctx, expectHash);
     const config = validateRunConfig({ ...apiConfig, dataset: local });
@@ -384,7 +411,7 @@ class RunTask {
       this.epoch = this.lease.resume.epoch;
     }
     const weightsPath = apiConfig.weights.startsWith('run:')
-      ? await this.t.resolveModel(apiConfig.weights.slice(4))
+      ? await this.t.resolveModel(apiConfig.weights.slice(4), this.lease.weights)
       : undefined;
     return {
       runId: this.runId,
@@ -467,9 +494,9 @@ class RunTask {
           this.t.log(`run ${this.runId}: done, test accuracy ${r.summary?.test_accuracy.toFixed(3)}`);
         } else if (outcome?.type === 'error' && outcome.stopped && this.shutdownMode) {
           this.outbox.push({
-            t: 'fail',
-            error: `requeue: trainer ${this.t.o.name} shut down (${this.shutdownMode === 'graceful' ? 'SIGTERM, after epoch ' + this.epoch : 'interrupted'})`,
-            retryable: true,
+            t: 'release',
+            reason: `trainer ${this.t.o.name} shut down (${this.shutdownMode === 'graceful' ? `SIGTERM, after epoch ${this.epoch}` : 'interrupted'})`,
+            checkpointEpoch: this.epoch || undefined,
           });
         } else if (outcome?.type === 'error') {
           this.t.log(`run ${this.runId}: failed: ${outcome.message}`);
