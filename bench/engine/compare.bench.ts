@@ -186,6 +186,17 @@ console.log(
 console.log(`headbench: tfjs ${tf.version_core} ${info.name}, ${threads} threads`);
 console.log(`pytorch: ${torchInfo.torch}, ${torchInfo.threads} threads`);
 
+function printTable(done: number): void {
+  console.log(`\nmedians over ${done} alternating round(s) (${threads} threads each side)`);
+  console.log('| workload | headbench img/s | PyTorch img/s | ratio |');
+  console.log('|---|---:|---:|---:|');
+  for (const [name, { hb, pt }] of results) {
+    const h = median(hb);
+    const p = median(pt);
+    console.log(`| ${name} | ${h.toFixed(2)} | ${p.toFixed(2)} | ${(h / p).toFixed(2)} |`);
+  }
+}
+
 const results = new Map<string, { hb: number[]; pt: number[] }>(names.map((n) => [n, { hb: [], pt: [] }]));
 for (let r = 0; r < rounds; r++) {
   for (const name of names) {
@@ -202,18 +213,13 @@ for (let r = 0; r < rounds; r++) {
       `round ${r + 1} ${name}: headbench ${res.hb.at(-1)!.toFixed(2)} img/s, pytorch ${res.pt.at(-1)!.toFixed(2)} img/s`,
     );
   }
+  // After every round but the last: a long run cut short still leaves its table.
+  if (r + 1 < rounds) printTable(r + 1);
 }
 torch.stdin.end();
 for (const s of steps.values()) await s.dispose();
 
-console.log(`\nmedians over ${rounds} alternating rounds (${threads} threads each side)`);
-console.log('| workload | headbench img/s | PyTorch img/s | ratio |');
-console.log('|---|---:|---:|---:|');
-for (const [name, { hb, pt }] of results) {
-  const h = median(hb);
-  const p = median(pt);
-  console.log(`| ${name} | ${h.toFixed(2)} | ${p.toFixed(2)} | ${(h / p).toFixed(2)} |`);
-}
+printTable(rounds);
 console.log(
   `load avg at end: ${os
     .loadavg()
