@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -128,13 +129,34 @@ async function importOptional(name: string): Promise<string | null> {
 
 const tfjsNodeFailures: string[] = [];
 
+/** Why `pkg` cannot load without trying to: not installed, or installed without `tfjs_binding.node`. */
+function missingNativeBinding(pkg: string): string | null {
+  let dir: string;
+  try {
+    dir = path.dirname(require.resolve(`${pkg}/package.json`));
+  } catch {
+    return `${pkg} is not installed`;
+  }
+  const lib = path.join(dir, 'lib');
+  const found =
+    fs.existsSync(lib) &&
+    fs
+      .readdirSync(lib)
+      .some((d) => d.startsWith('napi-v') && fs.existsSync(path.join(lib, d, 'tfjs_binding.node')));
+  return found
+    ? null
+    : `${pkg} is installed but failed to load (its native binding lib/napi-v*/tfjs_binding.node is missing)`;
+}
+
 async function tryTfjsNode(requested: BackendPreference): Promise<BackendInfo | null> {
   tfjsNodeFailures.length = 0;
   for (const [pkg, gpu] of [
     ['@tensorflow/tfjs-node-gpu', true],
     ['@tensorflow/tfjs-node', false],
   ] as const) {
-    const failure = await importOptional(pkg);
+    // Importing a tfjs-node whose native binding is missing registers its kernels before it fails, and
+    // the second package then prints a warning for every kernel; check for the binding first.
+    const failure = missingNativeBinding(pkg) ?? (await importOptional(pkg));
     if (failure !== null) {
       tfjsNodeFailures.push(failure);
       // Installed but broken (typically: its install step could not download libtensorflow) is worth
