@@ -102,7 +102,10 @@ async function makeStep(spec: Spec): Promise<{ step: () => unknown; dispose: () 
   }
   const y = tf.oneHot(tf.randomUniform([spec.batch], 0, 10, 'int32'), 10);
   if (spec.dataParallel) {
-    const dp = await createDataParallelTrainer(model, { optimizer: { name: 'adam', learningRate: 1e-3 } });
+    const dp = await createDataParallelTrainer(model, {
+      optimizer: { name: 'adam', learningRate: 1e-3 },
+      imports: ['@headbench/core'], // its custom layers (NIN's dropout)
+    });
     return {
       step: () => dp.step(x, y),
       dispose: async () => {

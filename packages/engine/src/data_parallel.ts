@@ -22,6 +22,11 @@ export interface DataParallelOptions {
   /** Replicas (worker threads); default every core. */
   workers?: number;
   optimizer?: { name: 'adam' | 'sgd'; learningRate: number };
+  /**
+   * Modules each replica imports before rebuilding the model from its JSON: custom layers register
+   * themselves on import (headbench's backbones need '@headbench/core').
+   */
+  imports?: string[];
 }
 
 export interface DataParallelTrainer {
@@ -38,6 +43,7 @@ export interface DataParallelTrainer {
 export type ReplicaRequest =
   | {
       type: 'init';
+      imports: string[];
       modelJson: string;
       weights: Float32Array[];
       optimizer: { name: 'adam' | 'sgd'; learningRate: number };
@@ -101,7 +107,11 @@ export async function createDataParallelTrainer(
     worker.unref();
     replicas.push(new Replica(worker));
   }
-  await Promise.all(replicas.map((r) => r.call({ type: 'init', modelJson, weights, optimizer })));
+  await Promise.all(
+    replicas.map((r) =>
+      r.call({ type: 'init', imports: options.imports ?? [], modelJson, weights, optimizer }),
+    ),
+  );
 
   let pendingGrads: Float32Array[] | null = null;
   let busy: Promise<unknown> = Promise.resolve();

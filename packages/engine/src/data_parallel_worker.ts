@@ -33,6 +33,7 @@ async function handle(msg: ReplicaRequest): Promise<ReplicaReply> {
   switch (msg.type) {
     case 'init': {
       await initBackend('wasm');
+      for (const spec of msg.imports) await import(spec);
       const tflayers = await import('@tensorflow/tfjs-layers');
       model = await tflayers.models.modelFromJSON({ modelTopology: JSON.parse(msg.modelJson) });
       model.setWeights(model.weights.map((w, i) => tf.tensor(msg.weights[i], w.shape as number[])));
