@@ -1,69 +1,14 @@
 // Real processes for fleet tests: the API (its own `main.ts`, so it can be killed and restarted like a
 // deployed server) on a fresh database of the machine's Postgres, and `headbench-trainer` processes.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { createHeadbenchClient, type HeadbenchClient } from '@headbench/client';
 import pg from 'pg';
 
-export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const PG_ADMIN_URL = process.env.HEADBENCH_TEST_PG ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
+import { freePort, freshDatabase, PG_ADMIN_URL, ROOT, sleep, waitFor } from '../support.js';
 
-export async function freshDatabase() {
-  const name = `headbench_fleet_${randomBytes(5).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const u = new URL(PG_ADMIN_URL);
-  u.pathname = `/${name}`;
-  return {
-    url: u.toString(),
-    async drop() {
-      const c = new pg.Client({ connectionString: PG_ADMIN_URL });
-      await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await c.end();
-    },
-  };
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.once('error', rej);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => res(port));
-    });
-  });
-}
-
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-export async function waitFor<T>(
-  fn: () => Promise<T | undefined | null | false> | T | undefined | null | false,
-  ms: number,
-  what: string,
-  every = 250,
-): Promise<T> {
-  const until = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v as T;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > until)
-      throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? ` (last error: ${last})` : ''}`);
-    await sleep(every);
-  }
-}
+export { freePort, freshDatabase, PG_ADMIN_URL, ROOT, sleep, waitFor };
 
 /** A child process whose output is kept (and echoed with a prefix when HEADBENCH_TEST_VERBOSE is set). */
 export class Proc {

@@ -1,18 +1,15 @@
 // Real processes for the dashboard tests: the API on a fresh Postgres database, a built Next server, a real
 // `headbench-trainer` worker, and Debian's chromium driven by Playwright's library API (no browser download).
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import pg from 'pg';
+import { join } from 'node:path';
 import { type Browser, chromium } from 'playwright-core';
 
-export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+import { freePort, freshDatabase, ROOT, waitFor } from '../support.js';
+
+export { freePort, ROOT, waitFor };
 export const WEB = join(ROOT, 'apps', 'web');
-const PG_ADMIN_URL = process.env.HEADBENCH_TEST_PG ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 export const CHROMIUM = process.env.HEADBENCH_CHROMIUM ?? '/usr/bin/chromium';
 export const CHROMIUM_ARGS = [
   '--no-sandbox',
@@ -35,13 +32,7 @@ export interface ApiProcess {
  * fresh database of the machine's Postgres.
  */
 export async function startApi(): Promise<ApiProcess> {
-  const name = `headbench_web_${randomBytes(6).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const u = new URL(PG_ADMIN_URL);
-  u.pathname = `/${name}`;
+  const db = await freshDatabase('headbench_web');
   const home = await mkdtemp(join(tmpdir(), 'headbench-web-'));
   const port = await freePort();
   const proc = spawn(
@@ -51,7 +42,7 @@ export async function startApi(): Promise<ApiProcess> {
       cwd: ROOT,
       env: {
         ...process.env,
-        DATABASE_URL: u.toString(),
+        DATABASE_URL: db.url,
         HEADBENCH_HOME: home,
         PORT: String(port),
         HOST: '127.0.0.1',
@@ -84,10 +75,7 @@ export async function startApi(): Promise<ApiProcess> {
         proc.kill('SIGTERM');
         await exited;
       }
-      const c = new pg.Client({ connectionString: PG_ADMIN_URL });
-      await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await c.end();
+      await db.drop();
       await rm(home, { recursive: true, force: true });
     },
   };
@@ -125,17 +113,6 @@ export async function buildWeb(): Promise<void> {
     },
   );
   if (r.status !== 0) throw new Error(`next build failed:\n${r.stdout}\n${r.stderr}`);
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
 }
 
 export interface WebServer {
@@ -192,20 +169,6 @@ export async function startWeb(apiUrl: string): Promise<WebServer> {
         proc.kill('SIGTERM');
       }),
   };
-}
-
-export async function waitFor<T>(
-  fn: () => Promise<T | undefined | false> | T | undefined | false,
-  ms = 20_000,
-  what = 'condition',
-): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v as T;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 export interface TrainerProcess {
