@@ -102,7 +102,7 @@ describe('training on wasm', () => {
     const x = tf.tensor(rand(8 * SIZE * SIZE * 3, 8), [8, SIZE, SIZE, 3]);
     const y = tf.oneHot(tf.tensor1d([0, 1, 2, 3, 0, 1, 2, 3], 'int32'), CLASSES);
     const losses: number[] = [];
-    for (let i = 0; i < 8; i++) {
+    for (let i = 0; i < 16; i++) {
       losses.push(
         tf.tidy(
           () =>

@@ -1,7 +1,15 @@
 import * as tfl from '@tensorflow/tfjs-layers';
 
-/** 4 x [conv3x3 SAME -> BN -> ReLU -> MaxPool2x2] with 32/64/128/128 filters, GAP, Dense softmax. */
-export function smallCnn(size: number, classes: number, filters = [32, 64, 128, 128]): tfl.LayersModel {
+/**
+ * 4 x [conv3x3 SAME -> BN -> ReLU -> MaxPool2x2] with 32/64/128/128 filters, GAP, Dense softmax.
+ * Seeded initialisers: tests that check training progress must not depend on a lucky draw.
+ */
+export function smallCnn(
+  size: number,
+  classes: number,
+  filters = [32, 64, 128, 128],
+  seed = 1,
+): tfl.LayersModel {
   const m = tfl.sequential();
   filters.forEach((f, i) => {
     m.add(
@@ -10,6 +18,7 @@ export function smallCnn(size: number, classes: number, filters = [32, 64, 128, 
         kernelSize: 3,
         padding: 'same',
         useBias: false,
+        kernelInitializer: tfl.initializers.glorotUniform({ seed: seed + i }),
         ...(i === 0 ? { inputShape: [size, size, 3] } : {}),
       }),
     );
@@ -18,7 +27,13 @@ export function smallCnn(size: number, classes: number, filters = [32, 64, 128, 
     m.add(tfl.layers.maxPooling2d({ poolSize: 2 }));
   });
   m.add(tfl.layers.globalAveragePooling2d({}));
-  m.add(tfl.layers.dense({ units: classes, activation: 'softmax' }));
+  m.add(
+    tfl.layers.dense({
+      units: classes,
+      activation: 'softmax',
+      kernelInitializer: tfl.initializers.glorotUniform({ seed: seed + 100 }),
+    }),
+  );
   return m;
 }
 
