@@ -13,7 +13,10 @@ import { createHeadbenchClient, type HeadbenchClient } from '@headbench/client';
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const TRAINER_BIN = join(ROOT, 'apps', 'trainer', 'bin', 'headbench-trainer.js');
 
-/** Sized for ~15 minutes on a 2-core machine (wasm, ~25 img/s per core at 32 px); see README "Trainer fleet". */
+/**
+ * Sized for ~15 minutes on an idle 2-core machine: 5/3/3 epochs took 6.5 minutes there (wasm, two slots),
+ * too short to see the heads' curves part; see README "Trainer fleet".
+ */
 export const DEFAULT_DATASET = 'generated:flowers17?size=64&perClass=32';
 export const PRETRAIN_DATASET = 'generated:flowers17?size=64&perClass=32&seed=1';
 const common = {
@@ -32,7 +35,7 @@ export const DEFAULT_SWEEPS = {
     datasets: [PRETRAIN_DATASET],
     heads: ['gap' as const],
     seeds: [0],
-    epochs: 5,
+    epochs: 10,
   },
   scratch: {
     ...common,
@@ -40,7 +43,7 @@ export const DEFAULT_SWEEPS = {
     datasets: [DEFAULT_DATASET],
     heads: ['fc' as const, 'gap' as const, 'gmp' as const],
     seeds: [0, 1, 2],
-    epochs: 3,
+    epochs: 7,
   },
   transfer: (pretrainRunId: string) => ({
     ...common,
@@ -49,7 +52,7 @@ export const DEFAULT_SWEEPS = {
     weights: [`run:${pretrainRunId}`],
     heads: ['fc' as const, 'gap' as const, 'gmp' as const],
     seeds: [0, 1, 2],
-    epochs: 3,
+    epochs: 7,
   }),
 };
 
