@@ -207,7 +207,15 @@ describe('training', () => {
   });
 
   it('trains a frozen backbone on cached features with the same metrics as without the cache', async () => {
-    const config: RunConfig = { ...base, trainable: 'frozen', head: 'fc', hidden: 32, epochs: 2 };
+    // Shifts without 0: validation must still use the unshifted test views.
+    const config: RunConfig = {
+      ...base,
+      trainable: 'frozen',
+      head: 'fc',
+      hidden: 32,
+      epochs: 2,
+      shifts: [0.25, 0.125],
+    };
     const common = { config, home: join(tmp, 'home'), backend: 'wasm' as const };
     const cached = await trainRun({ ...common, runId: 'c', runDir: join(tmp, 'cached') });
     const uncached = await trainRun({
@@ -225,6 +233,8 @@ describe('training', () => {
       expect(a.accuracy).toBe(b.accuracy);
       expect(a.val_accuracy).toBe(b.val_accuracy);
     }
+    expect(cached.summary!.shifted).toEqual(uncached.summary!.shifted);
+    expect(cached.summary!.shifted.map((r) => r.pixels)).toEqual([8, 4]);
     // A second head on the same frozen backbone reuses the cache: no backbone pass.
     const again = await trainRun({
       ...common,

@@ -127,9 +127,11 @@ export async function trainRun(options: TrainRunOptions): Promise<RunResult> {
   const affine = (index: number, view: number): Affine | undefined =>
     augment ? drawAffine(augment, size, new Rng(`augment:${config.seed}:${index}:${view}`)) : undefined;
   const shifts = config.shifts ?? DEFAULT_SHIFTS;
+  // Test views: view 0 is the unshifted input (validation), then each non-zero shift.
+  const testShifts = [0, ...shifts.filter((f) => f !== 0)];
   const shiftAffine = (view: number): Affine => ({
     flip: false,
-    dx: Math.round(shifts[view] * config.size),
+    dx: Math.round(testShifts[view] * config.size),
     dy: 0,
     degrees: 0,
   });
@@ -165,22 +167,21 @@ export async function trainRun(options: TrainRunOptions): Promise<RunResult> {
         onProgress: (d, t) => d === t && log(`features: ${t} train views`),
       },
     );
-    // Test features: view v = input shifted by shifts[v] (view 0 unshifted when shifts start at 0).
-    const testViews = Math.max(1, shifts.length);
+    // Test features: view v = input shifted by testShifts[v].
+    const testViews = testShifts.length;
     testStore = await FeatureStore.build(
-      join(cacheRoot, key(split.test, testViews, { shifts })),
+      join(cacheRoot, key(split.test, testViews, { shifts: testShifts })),
       backbone,
       loader,
       split.test,
       {
         preprocess: info.preprocess,
         views: testViews,
-        affine: (_i, v) => (shifts.length ? shiftAffine(v) : undefined),
+        affine: (_i, v) => (v === 0 ? undefined : shiftAffine(v)),
       },
     );
     featureSeconds = (performance.now() - t0) / 1000;
   }
-  const testView0 = shifts.length && shifts[0] !== 0 ? -1 : 0;
 
   const optimizer = makeOptimizer(config);
   const trainVars = [
@@ -215,7 +216,7 @@ export async function trainRun(options: TrainRunOptions): Promise<RunResult> {
   const batchOf = async (indices: number[], view: number, forTest: boolean) => {
     if (cached) {
       const store = forTest ? testStore! : trainStore!;
-      const { x, indices: kept } = await store.batch(indices, forTest && testView0 < 0 ? 0 : view);
+      const { x, indices: kept } = await store.batch(indices, view);
       return {
         x: tf.tensor4d(x, [kept.length, ...store.shape]),
         y: Int32Array.from(kept.map((i) => dataset.labels[i])),
@@ -303,7 +304,8 @@ export async function trainRun(options: TrainRunOptions): Promise<RunResult> {
   // Final measurements on the test split.
   const final = await evaluate(split.test, 0, true);
   const shifted: ShiftResult[] = [];
-  for (const [v, fraction] of shifts.entries()) {
+  for (const fraction of shifts) {
+    const v = testShifts.indexOf(fraction);
     const r = fraction === 0 ? final : await evaluate(split.test, v, false, shiftAffine(v));
     shifted.push({ fraction, pixels: Math.round(fraction * config.size), accuracy: r.accuracy });
   }
