@@ -9,6 +9,8 @@ import os from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { initBackend, REPLACED_KERNELS, useKernelReplacements } from '../../packages/engine/src/index.js';
+// The same smallcnn the engine's gradient tests use.
+import { smallCnn } from '../../packages/engine/test/models.js';
 
 function arg(name: string, def: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -22,27 +24,6 @@ const vggSize = arg('vgg-size', 128);
 const vggBatch = arg('vgg-batch', 8);
 const vggReps = arg('vgg-reps', 3);
 const runStock = !process.argv.includes('--no-stock');
-
-function smallCnn(): tfl.LayersModel {
-  const m = tfl.sequential();
-  [32, 64, 128, 128].forEach((f, i) => {
-    m.add(
-      tfl.layers.conv2d({
-        filters: f,
-        kernelSize: 3,
-        padding: 'same',
-        useBias: false,
-        ...(i === 0 ? { inputShape: [size, size, 3] } : {}),
-      }),
-    );
-    m.add(tfl.layers.batchNormalization());
-    m.add(tfl.layers.reLU());
-    m.add(tfl.layers.maxPooling2d({ poolSize: 2 }));
-  });
-  m.add(tfl.layers.globalAveragePooling2d({}));
-  m.add(tfl.layers.dense({ units: 10, activation: 'softmax' }));
-  return m;
-}
 
 function vgg16Base(): tfl.LayersModel {
   const m = tfl.sequential();
@@ -73,7 +54,7 @@ function vgg16Base(): tfl.LayersModel {
 }
 
 function trainImgPerSec(n: number): { imgPerSec: number; stepMs: number; loss: number } {
-  const model = smallCnn();
+  const model = smallCnn(size, 10);
   const opt = tf.train.adam(1e-3);
   const x = tf.randomNormal([batch, size, size, 3]);
   const y = tf.oneHot(tf.randomUniform([batch], 0, 10, 'int32'), 10);
