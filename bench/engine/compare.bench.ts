@@ -1,6 +1,6 @@
 /**
  * headbench (tfjs wasm + @headbench/engine) vs PyTorch on the same models, shapes, batch and threads.
- *   npx tsx bench/engine/compare.bench.ts [--rounds 3] [--only smallcnn,vgg16-128] [--python /usr/bin/python3]
+ *   npx tsx bench/engine/compare.bench.ts [--rounds 3] [--only smallcnn,vgg16-128] [--python /usr/bin/python3] [--unfused]
  * PyTorch runs as a persistent child (bench/engine/torch_bench.py, Debian's python3-torch) so the two
  * sides alternate workload by workload, round after round; the table reports medians per side. The
  * machine is shared: loads from other processes move single figures by 2x, medians less.
@@ -13,7 +13,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { buildBackbone } from '@headbench/core';
-import { createDataParallelTrainer, initBackend } from '@headbench/engine';
+import { createDataParallelTrainer, fuseForInference, initBackend } from '@headbench/engine';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 
@@ -23,6 +23,7 @@ function arg(name: string, def: string): string {
 }
 const rounds = Number(arg('rounds', '3'));
 const python = arg('python', '/usr/bin/python3');
+const unfused = process.argv.includes('--unfused');
 const only = arg('only', '')
   .split(',')
   .filter((s) => s !== '');
@@ -91,11 +92,16 @@ async function makeStep(spec: Spec): Promise<{ step: () => unknown; dispose: () 
   const shape = spec.model === 'dense_head' ? [spec.batch, 7, 7, 512] : [spec.batch, spec.size, spec.size, 3];
   const x = tf.randomNormal(shape);
   if (spec.kind === 'infer') {
+    // Inference runs the graph core's feature extraction runs: BN folded into convs, ReLU/ReLU6 fused
+    // (--unfused: tfjs-layers' own predict, layer by layer).
+    const graph = unfused ? null : fuseForInference(model);
+    const forward = (t: tf.Tensor) => (graph ? graph.predict(t) : model.predict(t)) as tf.Tensor;
     return {
       // A scalar out of the tidy: returning the whole typed array would make tidy walk every element.
-      step: () => tf.tidy(() => tf.sum(model.predict(x) as tf.Tensor).dataSync()[0]),
+      step: () => tf.tidy(() => tf.sum(forward(x)).dataSync()[0]),
       dispose: () => {
         x.dispose();
+        graph?.dispose();
         model.dispose();
       },
     };
@@ -186,7 +192,9 @@ console.log(
       .map((l) => l.toFixed(2))
       .join(' ')}`,
 );
-console.log(`headbench: tfjs ${tf.version_core} ${info.name}, ${threads} threads`);
+console.log(
+  `headbench: tfjs ${tf.version_core} ${info.name}, ${threads} threads; inference ${unfused ? 'layer by layer (--unfused)' : 'fused graph (BN folded, ReLU fused)'}`,
+);
 console.log(`pytorch: ${torchInfo.torch}, ${torchInfo.threads} threads`);
 
 function printTable(done: number): void {

@@ -4,6 +4,7 @@ export {
   type DataParallelOptions,
   type DataParallelTrainer,
 } from './data_parallel.js';
+export { fuseForInference, type InferenceGraph } from './inference/fuse.js';
 export {
   ADDED_KERNELS,
   REPLACED_KERNELS,

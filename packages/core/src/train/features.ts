@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { type FileHandle, mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { threadId } from 'node:worker_threads';
+import { fuseForInference } from '@headbench/engine';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { Affine } from '../data/augment.js';
@@ -100,33 +101,39 @@ export class FeatureStore {
     let rows: number[] = [];
     const total = indices.length * options.views;
     let done = 0;
-    for (let view = 0; view < options.views; view++) {
-      const file = await open(join(tmp, `view${view}.f32`), 'w');
-      const viewRows: number[] = [];
-      try {
-        for (let i = 0; i < indices.length; i += batchSize) {
-          const chunk = indices.slice(i, i + batchSize);
-          const batch = await loader.batch(chunk, {
-            preprocess: options.preprocess,
-            affine: (ix) => options.affine(ix, view),
-          });
-          if (batch.y.length > 0) {
-            const feats = tf.tidy(() => backbone.predict(tf.tensor4d(batch.x, batch.shape)) as tf.Tensor);
-            const data = (await feats.data()) as Float32Array;
-            shape ??= feats.shape.slice(1) as [number, number, number];
-            feats.dispose();
-            await file.write(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
-            viewRows.push(...batch.indices);
+    // BN folded into the convs and ReLUs fused: the backbone only runs forward here (2-4x on MobileNetV2).
+    const graph = fuseForInference(backbone);
+    try {
+      for (let view = 0; view < options.views; view++) {
+        const file = await open(join(tmp, `view${view}.f32`), 'w');
+        const viewRows: number[] = [];
+        try {
+          for (let i = 0; i < indices.length; i += batchSize) {
+            const chunk = indices.slice(i, i + batchSize);
+            const batch = await loader.batch(chunk, {
+              preprocess: options.preprocess,
+              affine: (ix) => options.affine(ix, view),
+            });
+            if (batch.y.length > 0) {
+              const feats = tf.tidy(() => graph.predict(tf.tensor4d(batch.x, batch.shape)) as tf.Tensor);
+              const data = (await feats.data()) as Float32Array;
+              shape ??= feats.shape.slice(1) as [number, number, number];
+              feats.dispose();
+              await file.write(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+              viewRows.push(...batch.indices);
+            }
+            done += chunk.length;
+            options.onProgress?.(done, total);
           }
-          done += chunk.length;
-          options.onProgress?.(done, total);
+        } finally {
+          await file.close();
         }
-      } finally {
-        await file.close();
+        if (view === 0) rows = viewRows;
+        else if (viewRows.join() !== rows.join())
+          throw new Error('feature views disagree on which images decoded');
       }
-      if (view === 0) rows = viewRows;
-      else if (viewRows.join() !== rows.join())
-        throw new Error('feature views disagree on which images decoded');
+    } finally {
+      graph.dispose();
     }
     if (!shape) throw new Error('no image could be decoded to extract features');
     await writeFile(
