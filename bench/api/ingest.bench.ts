@@ -4,7 +4,9 @@
  *   npx tsx bench/api/ingest.bench.ts            (uses 127.0.0.1:5432, or BENCH_PG_URL; a fresh database)
  *
  * Starts the API as its own process (as in production), leases up to 50 runs with one trainer token, then
- * for 1, 10 and 50 concurrent runs each run sends batches of 100 points back to back for a few seconds.
+ * for 1, 10 and 50 concurrent runs each run sends batches of 100 points back to back for a few seconds,
+ * once per transport: `socket` (the `metrics` event on the /trainers socket, what trainer workers use while
+ * connected) and `trpc` (trainer.reportMetrics over HTTP, their fallback). BENCH_TRANSPORTS=socket picks one.
  * A dashboard client subscribed to the sweep measures emit → receive latency from each point's `time`.
  */
 import { spawn } from 'node:child_process';
@@ -13,7 +15,14 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { connectLive, createHeadbenchClient, type LeasedRun } from '@headbench/client';
+import {
+  connectLive,
+  connectTrainerSocket,
+  createHeadbenchClient,
+  type LeasedRun,
+  type MetricPoint,
+  reportMetricsOverSocket,
+} from '@headbench/client';
 import pg from 'pg';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -21,6 +30,7 @@ const PG = process.env.BENCH_PG_URL ?? 'postgresql://postgres@127.0.0.1:5432/pos
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
 const LEVELS = (process.env.BENCH_CONCURRENCY ?? '1,10,50').split(',').map(Number);
 const BATCH = 100;
+const TRANSPORTS = (process.env.BENCH_TRANSPORTS ?? 'socket,trpc').split(',') as ('socket' | 'trpc')[];
 
 const pct = (xs: number[], p: number) => {
   if (!xs.length) return Number.NaN;
@@ -36,7 +46,11 @@ async function main() {
   const u = new URL(PG);
   u.pathname = `/${dbName}`;
   const home = await mkdtemp(join(tmpdir(), 'headbench-bench-'));
-  const api = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  // BENCH_CPU_PROF=<dir>: write a CPU profile of the API process there (node --cpu-prof).
+  const prof = process.env.BENCH_CPU_PROF
+    ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`]
+    : [];
+  const api = spawn(process.execPath, [...prof, '--import', 'tsx', 'src/main.ts'], {
     cwd: join(root, 'apps/api'),
     env: {
       ...process.env,
@@ -88,6 +102,18 @@ async function main() {
     });
     const runs: LeasedRun[] = (await trainer.trainer.lease.mutate({ trainerId, freeSlots: maxC })).runs;
 
+    const socket = connectTrainerSocket({ url, token: trainerToken, trainerId });
+    await new Promise<void>((ok, fail) => {
+      socket.once('connect', ok);
+      socket.once('connect_error', fail);
+    });
+    const send = {
+      socket: (input: { runId: string; leaseId: string; points: MetricPoint[] }) =>
+        reportMetricsOverSocket(socket, input),
+      trpc: (input: { runId: string; leaseId: string; points: MetricPoint[] }) =>
+        trainer.trainer.reportMetrics.mutate(input),
+    };
+
     const live = connectLive({ url, token });
     await live.subscribe([`sweep:${sweep.id}`]);
     let latencies: number[] = [];
@@ -104,47 +130,47 @@ async function main() {
       `headbench api ingest bench: batches of ${BATCH} points, ${SECONDS}s per level, API on ${url}; ` +
         `${cpus().length} cores, load average ${load()}`,
     );
-    console.log('concurrent runs | points/s | batches/s | live latency p50 / p99 (ms) | points seen live');
+    console.log(
+      'transport | concurrent runs | points/s | batches/s | live latency p50 / p99 (ms) | points seen live',
+    );
     const stepOf = new Map<string, number>();
-    for (const c of LEVELS) {
-      latencies = [];
-      const active = runs.slice(0, c);
-      let points = 0;
-      let batches = 0;
-      const t0 = performance.now();
-      const until = Date.now() + SECONDS * 1000;
-      await Promise.all(
-        active.map(async (run) => {
-          while (Date.now() < until) {
-            const base = stepOf.get(run.runId) ?? 0;
-            stepOf.set(run.runId, base + BATCH);
-            const now = Date.now();
-            await trainer.trainer.reportMetrics.mutate({
-              runId: run.runId,
-              leaseId: run.leaseId,
-              points: Array.from({ length: BATCH }, (_, i) => ({
-                name: 'batch/loss',
-                step: base + i,
-                epoch: 0,
-                value: Math.random(),
-                time: now,
-              })),
-            });
-            points += BATCH;
-            batches++;
-          }
-        }),
-      );
-      const secs = (performance.now() - t0) / 1000;
-      await new Promise((r) => setTimeout(r, 600)); // let the last coalesced updates arrive
-      const rate = points / secs;
-      console.log(
-        `${String(c).padStart(15)} | ${rate.toFixed(0).padStart(8)} | ${(batches / secs).toFixed(0).padStart(9)} | ` +
-          `${pct(latencies, 50).toFixed(0).padStart(12)} / ${pct(latencies, 99).toFixed(0).padEnd(12)} | ${latencies.length}/${points}`,
-      );
+    for (const transport of TRANSPORTS) {
+      for (const c of LEVELS) {
+        latencies = [];
+        const active = runs.slice(0, c);
+        let points = 0;
+        let batches = 0;
+        const t0 = performance.now();
+        const until = Date.now() + SECONDS * 1000;
+        await Promise.all(
+          active.map(async (run) => {
+            while (Date.now() < until) {
+              const base = stepOf.get(run.runId) ?? 0;
+              stepOf.set(run.runId, base + BATCH);
+              const now = Date.now();
+              const batch = new Array<MetricPoint>(BATCH);
+              for (let i = 0; i < BATCH; i++)
+                batch[i] = { name: 'batch/loss', step: base + i, epoch: 0, value: Math.random(), time: now };
+              const out = await send[transport]({ runId: run.runId, leaseId: run.leaseId, points: batch });
+              if (out.inserted !== BATCH) throw new Error(`${transport}: stored ${out.inserted}/${BATCH}`);
+              points += BATCH;
+              batches++;
+            }
+          }),
+        );
+        const secs = (performance.now() - t0) / 1000;
+        await new Promise((r) => setTimeout(r, 600)); // let the last coalesced updates arrive
+        const rate = points / secs;
+        console.log(
+          `${transport.padStart(9)} | ${String(c).padStart(15)} | ${rate.toFixed(0).padStart(8)} | ` +
+            `${(batches / secs).toFixed(0).padStart(9)} | ` +
+            `${pct(latencies, 50).toFixed(0).padStart(12)} / ${pct(latencies, 99).toFixed(0).padEnd(12)} | ${latencies.length}/${points}`,
+        );
+      }
     }
     console.log(`load average after: ${load()}`);
     live.close();
+    socket.close();
   } finally {
     await cleanup();
   }

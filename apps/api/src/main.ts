@@ -38,7 +38,7 @@ export interface ApiOptions {
   leaseSeconds?: number;
   /** Default attempts per run; default 3. */
   maxAttempts?: number;
-  /** Live update coalescing window; default 250 ms. */
+  /** Live update coalescing window (a point reaches dashboards at most this much later); default env HEADBENCH_LIVE_INTERVAL_MS or 100 ms. */
   liveIntervalMs?: number;
   /** Artifact upload limit; default env HEADBENCH_MAX_ARTIFACT_BYTES or 512 MiB. */
   maxArtifactBytes?: number;
@@ -118,7 +118,7 @@ export async function createApi(opts: ApiOptions = {}): Promise<ApiHandle> {
     await migrateDeploy(db.pool, MIGRATIONS_DIR);
 
     const leaseSeconds = opts.leaseSeconds ?? (Number(process.env.HEADBENCH_LEASE_SECONDS) || 60);
-    const hub = new LiveHub(opts.liveIntervalMs ?? 250);
+    const hub = new LiveHub(opts.liveIntervalMs ?? (Number(process.env.HEADBENCH_LIVE_INTERVAL_MS) || 100));
     cleanup.push(async () => hub.close());
     const runs = new RunService(
       db.pool,

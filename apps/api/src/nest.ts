@@ -24,9 +24,10 @@ import { getHTTPStatusCodeFromError } from '@trpc/server/http';
 import type { Namespace, Socket } from 'socket.io';
 import { z } from 'zod';
 import { bearer, type Principal } from './auth.js';
-import { ARTIFACT_KINDS, DATASET_FORMATS } from './protocol.js';
+import { ARTIFACT_KINDS, DATASET_FORMATS, type MetricsAck } from './protocol.js';
 import { contentTypeOf } from './services/artifacts.js';
 import type { LiveHub } from './services/live.js';
+import { parseReportMetrics } from './services/metric-input.js';
 import type { Services } from './trpc.js';
 
 /** Express's request/response, typed from node:http (no @types/express here). */
@@ -259,7 +260,10 @@ export class LiveGateway implements OnGatewayInit {
   }
 }
 
-/** Trainers: namespace /trainers, auth { token, trainerId }. Server pushes `cancel` and `work`. */
+/**
+ * Trainers: namespace /trainers, auth { token, trainerId }. Server pushes `cancel` and `work`; trainers send
+ * `metrics` { runId, leaseId, points } with an ack (MetricsAck).
+ */
 @WebSocketGateway({ namespace: '/trainers' })
 export class TrainerGateway implements OnGatewayInit {
   constructor(
@@ -279,11 +283,38 @@ export class TrainerGateway implements OnGatewayInit {
           }
           await this.services.runs.ownTrainer(p, auth.trainerId);
           await socket.join(`trainer:${auth.trainerId}`);
+          socket.data.token = auth?.token ?? bearer(socket.handshake.headers.authorization);
           next();
         })
         .catch((e: Error) => next(new Error(e instanceof TRPCError ? `forbidden: ${e.message}` : e.message)));
     });
+    // `metrics` is registered on the raw socket, not through @SubscribeMessage: it is the hot path.
+    ns.on('connection', (socket: Socket) => {
+      socket.on('metrics', (body: unknown, ack: unknown) => {
+        if (typeof ack !== 'function') return; // fire-and-forget would lose errors: ack required
+        void this.ingest(socket.data.token as string, body).then((r) => ack(r));
+      });
+    });
     this.hub.trainers = ns;
+  }
+
+  /** One metrics batch from the socket: validate, re-check the token (revocation), then as reportMetrics. */
+  async ingest(token: string, body: unknown): Promise<MetricsAck> {
+    const input = parseReportMetrics(body);
+    if (!input.ok) return { ok: false, status: 400, code: 'BAD_REQUEST', error: input.error };
+    try {
+      const p = await this.services.auth.verify(token);
+      if (!p) return { ok: false, status: 401, code: 'UNAUTHORIZED', error: 'token revoked or invalid' };
+      if (p.role !== 'trainer' && p.role !== 'admin')
+        return { ok: false, status: 403, code: 'FORBIDDEN', error: 'trainer token required' };
+      const out = await this.services.metrics.report(p, input.runId, input.leaseId, input.points);
+      return { ok: true, ...out };
+    } catch (e) {
+      if (e instanceof TRPCError)
+        return { ok: false, status: getHTTPStatusCodeFromError(e), code: e.code, error: e.message };
+      console.error('[api] metrics over socket:', e);
+      return { ok: false, status: 500, code: 'INTERNAL_SERVER_ERROR', error: 'internal error' };
+    }
   }
 }
 

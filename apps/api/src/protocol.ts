@@ -4,7 +4,9 @@
  * (POST /trpc/trainer.<name>, `Authorization: Bearer <token>`), plus:
  *  - PUT /artifacts/:runId/:name?kind=<ArtifactKind>&epoch=<n>&leaseId=<uuid>  (raw body, size-limited)
  *  - socket.io namespace /trainers (auth: { token, trainerId }) which pushes `cancel` { runId, reason }
- *    and `work` {} (new runs are queued: lease now instead of waiting for the next poll).
+ *    and `work` {} (new runs are queued: lease now instead of waiting for the next poll), and takes
+ *    `metrics` { runId, leaseId, points } with an ack (MetricsAck): the cheap ingest path, same checks
+ *    and idempotency as reportMetrics, which stays as the fallback.
  *
  * Flow: register → lease (poll, or on `work`) → heartbeat every ≤ leaseSeconds/3 with held runs →
  * reportMetrics (batched; safe to resend) → uploadArtifact checkpoints → complete | fail | release.
@@ -151,7 +153,7 @@ export const MetricPoint = z.object({
     .regex(/^[\w./-]+$/, 'letters, digits and . / - _ only'),
   /** Monotonic per series; (run, name, step) is the idempotency key. */
   step: z.number().int().min(0).max(2_147_483_647),
-  epoch: z.number().int().min(0).optional(),
+  epoch: z.number().int().min(0).max(2_147_483_647).optional(),
   value: z.number().refine(Number.isFinite, 'must be finite'),
   /** ms since epoch; default: server time. */
   time: z.number().int().positive().optional(),
@@ -170,6 +172,15 @@ export interface ReportMetricsOutput {
   duplicates: number;
   cancel: boolean;
 }
+
+/**
+ * Reply to a `metrics` message on the /trainers socket ({ runId, leaseId, points }, same rules as
+ * reportMetrics). Errors carry the HTTP status tRPC would have answered: 400 malformed (nothing stored),
+ * 401 token revoked, 403 the trainer no longer holds the run (canceled, lease lost), 500 server trouble.
+ */
+export type MetricsAck =
+  | ({ ok: true } & ReportMetricsOutput)
+  | { ok: false; status: number; code: string; error: string };
 
 const ParamCountsSchema = z.object({
   trainable: z.number().int().nonnegative(),

@@ -1,6 +1,14 @@
 // @headbench/client: typed tRPC client for the headbench API, socket helpers, and the trainer protocol.
 
-import type { ArtifactInfo, ArtifactKind, DatasetFormat, LiveUpdate } from '@headbench/api/protocol';
+import type {
+  ArtifactInfo,
+  ArtifactKind,
+  DatasetFormat,
+  LiveUpdate,
+  MetricsAck,
+  ReportMetricsInput,
+  ReportMetricsOutput,
+} from '@headbench/api/protocol';
 import type { AppRouter } from '@headbench/api/router';
 import { createTRPCClient, httpBatchLink, httpLink, type TRPCClient } from '@trpc/client';
 import { io, type Socket } from 'socket.io-client';
@@ -70,7 +78,10 @@ export function connectLive({ url, token }: { url: string; token: string }): Liv
   };
 }
 
-/** Trainer push socket (namespace /trainers): `cancel` { runId, reason } and `work` {}. */
+/**
+ * Trainer socket (namespace /trainers): the API pushes `cancel` { runId, reason } and `work` {}; send metrics
+ * over it with reportMetricsOverSocket.
+ */
 export function connectTrainerSocket({
   url,
   token,
@@ -81,6 +92,41 @@ export function connectTrainerSocket({
   trainerId: string;
 }): Socket {
   return io(`${url.replace(/\/$/, '')}/trainers`, { auth: { token, trainerId }, transports: ['websocket'] });
+}
+
+/** A `metrics` message the API refused; `status` is what tRPC would have answered (400, 401, 403, 500). */
+export class MetricsRefusedError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly code: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * trainer.reportMetrics over the trainer socket (see connectTrainerSocket): same input, checks, idempotency
+ * and reply, without a request per batch. Throws MetricsRefusedError when the API refuses the batch, and
+ * a plain Error (no status: retry) when the socket is not connected, drops, or no ack comes in `timeoutMs`.
+ */
+export async function reportMetricsOverSocket(
+  socket: Socket,
+  input: ReportMetricsInput,
+  timeoutMs = 15_000,
+): Promise<ReportMetricsOutput> {
+  // socket.io would buffer the emit until a reconnect; the caller should rather use another path.
+  if (!socket.connected) throw new Error('trainer socket not connected');
+  const ack = (await socket.timeout(timeoutMs).emitWithAck('metrics', input)) as MetricsAck;
+  if (!ack?.ok) {
+    const a = ack as Extract<MetricsAck, { ok: false }> | undefined;
+    throw new MetricsRefusedError(
+      `metrics refused (${a?.status ?? 500}): ${a?.error ?? 'malformed ack'}`,
+      a?.status ?? 500,
+      a?.code ?? 'INTERNAL_SERVER_ERROR',
+    );
+  }
+  return { inserted: ack.inserted, duplicates: ack.duplicates, cancel: ack.cancel };
 }
 
 /** Streams an artifact with PUT /artifacts/:runId/:name (checkpoints: pass `epoch` so a retry can resume). */

@@ -20,7 +20,7 @@ export class LiveHub {
   private timers = new Map<string, NodeJS.Timeout>();
   private closed = false;
 
-  constructor(private intervalMs = 250) {}
+  constructor(private intervalMs = 100) {}
 
   runStatus(r: {
     id: string;
@@ -46,12 +46,19 @@ export class LiveHub {
   metrics(runId: string, sweepId: string | null, points: Point[]) {
     if (!points.length) return;
     for (const room of rooms(runId, sweepId)) {
+      // Nobody watching: nothing to buffer or encode (metric ingest calls this for every batch).
+      if (!this.watched(room)) continue;
       const p = this.slot(room);
       const list = p.metrics.get(runId);
       if (list) for (const pt of points) list.push(pt);
       else p.metrics.set(runId, points.slice());
       this.schedule(room);
     }
+  }
+
+  private watched(room: string): boolean {
+    const members = this.live?.adapter.rooms.get(room);
+    return members !== undefined && members.size > 0;
   }
 
   toTrainer(trainerId: string, event: 'cancel' | 'work', payload: object) {

@@ -26,6 +26,20 @@ interface PendingBatch {
 }
 
 /**
+ * A Postgres array literal of numbers (null → NULL). pg's own conversion quotes and regex-escapes every
+ * element, which cost more than the insert itself for large coalesced batches.
+ */
+function pgArray(xs: (number | null)[]): string {
+  let s = '{';
+  for (let i = 0; i < xs.length; i++) {
+    const x = xs[i];
+    if (i) s += ',';
+    s += x === null ? 'NULL' : String(x);
+  }
+  return `${s}}`;
+}
+
+/**
  * Coalesces concurrent metric batches into one INSERT: up to `maxInflight` statements run at once, and
  * batches that arrive meanwhile leave together in the next one (one round trip and one commit for many
  * runs). A lone batch goes at once, so light load sees no added latency.
@@ -69,34 +83,67 @@ export class IngestQueue {
   }
 
   private async flush(items: PendingBatch[], total: number) {
-    const runIds = new Array<string>(total);
-    const names = new Array<string>(total);
+    // What goes to Postgres is kept small (sending it was the largest single cost): runs and names as
+    // indexes into short dictionaries, times as offsets from the earliest one.
+    const runs: string[] = [];
+    const names: string[] = [];
+    const nameAt = new Map<string, number>();
+    const runIdx = new Array<number>(total);
+    const nameIdx = new Array<number>(total);
     const steps = new Array<number>(total);
     const epochs = new Array<number | null>(total);
     const values = new Array<number>(total);
     const times = new Array<number>(total);
+    let base = Number.POSITIVE_INFINITY;
     let k = 0;
     for (const it of items) {
+      let r = runs.indexOf(it.runId) + 1;
+      if (!r) r = runs.push(it.runId);
       for (const p of it.points) {
-        runIds[k] = it.runId;
-        names[k] = p.name;
+        let n = nameAt.get(p.name);
+        if (n === undefined) {
+          n = names.push(p.name);
+          nameAt.set(p.name, n);
+        }
+        runIdx[k] = r;
+        nameIdx[k] = n;
         steps[k] = p.step;
         epochs[k] = p.epoch ?? null;
         values[k] = p.value;
-        times[k] = p.time ?? it.now;
+        const t = p.time ?? it.now;
+        times[k] = t;
+        if (t < base) base = t;
         k++;
       }
     }
-    // ON CONFLICT DO NOTHING on (run, name, step): a resent batch stores nothing twice; RETURNING tells
-    // us which points are new, and only those go to dashboards.
-    const { rows } = await this.pool.query<{ run_id: string; name: string; step: number }>(
-      `INSERT INTO metrics (run_id, name, step, epoch, value, time)
-       SELECT run_id, name, step, epoch, value, to_timestamp(t / 1000.0)
-       FROM unnest($1::uuid[], $2::text[], $3::int[], $4::int[], $5::float8[], $6::float8[])
-         AS u(run_id, name, step, epoch, value, t)
-       ON CONFLICT DO NOTHING
-       RETURNING run_id, name, step`,
-      [runIds, names, steps, epochs, values, times],
+    for (let i = 0; i < total; i++) times[i] -= base;
+    // ON CONFLICT DO NOTHING on (run, name, step): a resent batch stores nothing twice. Only a count comes
+    // back when everything was new (the common case); otherwise also the keys of the new points, as only
+    // those go to dashboards.
+    const { rows } = await this.pool.query<{ n: number; fresh: string[] | null }>(
+      `WITH ins AS (
+         INSERT INTO metrics (run_id, name, step, epoch, value, time)
+         SELECT ($1::uuid[])[ri], ($2::text[])[ni], step, epoch, value, to_timestamp(($3::float8 + dt) / 1000.0)
+         FROM unnest($4::int[], $5::int[], $6::int[], $7::int[], $8::float8[], $9::float8[])
+           AS u(ri, ni, step, epoch, value, dt)
+         ON CONFLICT DO NOTHING
+         RETURNING run_id, name, step
+       )
+       SELECT count(*)::int AS n,
+              CASE WHEN count(*) < $10 THEN array_agg(run_id::text || '|' || name || '|' || step) END AS fresh
+       FROM ins`,
+      [
+        runs,
+        names,
+        base,
+        pgArray(runIdx),
+        pgArray(nameIdx),
+        pgArray(steps),
+        pgArray(epochs),
+        pgArray(values),
+        pgArray(times),
+        total,
+      ],
     );
     const live = (it: PendingBatch, p: MetricPoint): LivePoint => ({
       name: p.name,
@@ -105,17 +152,16 @@ export class IngestQueue {
       value: p.value,
       time: p.time ?? it.now,
     });
-    if (rows.length === total) {
+    if (rows[0].n === total) {
       // The common case: everything was new.
       for (const it of items) it.resolve(it.points.map((p) => live(it, p)));
       return;
     }
-    const fresh = new Set<string>();
-    for (const r of rows) fresh.add(`${r.run_id}|${r.name}|${r.step}`);
+    const fresh = new Set<string>(rows[0].fresh ?? []);
     for (const it of items) {
       const out: LivePoint[] = [];
       for (const p of it.points) {
-        const key = `${it.runId}|${p.name}|${p.step}`;
+        const key = `${it.runId.toLowerCase()}|${p.name}|${p.step}`; // Postgres prints uuids in lower case
         if (fresh.delete(key)) out.push(live(it, p)); // the first batch carrying a point owns it
       }
       it.resolve(out);

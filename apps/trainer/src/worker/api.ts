@@ -1,5 +1,12 @@
 // The trainer's side of the API: a typed client plus the error classes the worker acts on.
-import { createHeadbenchClient, type HeadbenchClient } from '@headbench/client';
+import {
+  createHeadbenchClient,
+  type HeadbenchClient,
+  type ReportMetricsInput,
+  type ReportMetricsOutput,
+  reportMetricsOverSocket,
+} from '@headbench/client';
+import type { Socket } from 'socket.io-client';
 
 /** The API answered that this trainer no longer holds the run (canceled, lease lost): drop it. */
 export class LeaseLostError extends Error {}
@@ -59,6 +66,35 @@ export class ApiLink {
   ) {
     // No batching: each call is its own request, so one slow call never holds back a heartbeat.
     this.client = createHeadbenchClient({ url, token, batch: false });
+  }
+
+  /** The trainer's /trainers socket: metrics go over it while it is connected. */
+  socket?: Socket;
+  /** Batches sent per transport (logs, tests). */
+  readonly metricsVia = { socket: 0, trpc: 0 };
+  /** After the socket path failed without an answer (dropped, timed out, an API without it): tRPC until then. */
+  private socketBackoffUntil = 0;
+
+  /**
+   * trainer.reportMetrics, over the socket when it is connected, else (and for a while after the socket
+   * path failed without an answer) over HTTP. Both are idempotent, so a batch whose ack was lost can be
+   * resent on either. Refusals (400/403...) are thrown as from tRPC, with `status`.
+   */
+  async reportMetrics(input: ReportMetricsInput): Promise<ReportMetricsOutput> {
+    const s = this.socket;
+    if (s?.connected && Date.now() >= this.socketBackoffUntil) {
+      try {
+        const out = await reportMetricsOverSocket(s, input);
+        this.metricsVia.socket++;
+        return out;
+      } catch (e) {
+        if ((e as { status?: number }).status === undefined) this.socketBackoffUntil = Date.now() + 30_000;
+        throw e;
+      }
+    }
+    const out = await this.client.trainer.reportMetrics.mutate(input);
+    this.metricsVia.trpc++;
+    return out;
   }
 
   /** Retries transient failures until `signal` aborts; other errors are thrown at once. */

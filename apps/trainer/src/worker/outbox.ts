@@ -169,7 +169,7 @@ export class Outbox {
         n++;
       }
       for (let i = 0; i < points.length; i += 5000) {
-        const out = await api.client.trainer.reportMetrics.mutate({
+        const out = await api.reportMetrics({
           runId,
           leaseId,
           points: points.slice(i, i + 5000),

@@ -106,6 +106,7 @@ export class Trainer {
       this.tasks.get(m.runId)?.cancel(m.reason),
     );
     this.socket.on('work', () => this.wakeLease?.());
+    this.link.socket = this.socket; // metrics go over it while connected (outbox → ApiLink.reportMetrics)
     this.socket.on('connect_error', () => {}); // socket.io keeps retrying; polling covers the gap
     this.loops.push(this.leaseLoop(), this.heartbeatLoop());
   }
