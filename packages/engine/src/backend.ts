@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { registerTrainingKernels } from './kernels/index.js';
+import { setWinogradThreads } from './kernels/winograd.js';
 import { unrefPoolWorkers, withNodeThreads } from './wasm_threads.js';
 
 export type BackendPreference = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
@@ -215,6 +216,7 @@ async function initWasm(requested: BackendPreference): Promise<BackendInfo> {
   await tf.ready();
   // Registered after the backend is up, so the stock kernels we replace have already run their setup.
   registerTrainingKernels();
+  setWinogradThreads(wasm.getThreadsCount());
   return { name: 'wasm', requested, tfjsNode: false, gpu: false, threads: wasm.getThreadsCount() };
 }
 

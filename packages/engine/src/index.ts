@@ -11,3 +11,4 @@ export {
   registerTrainingKernels,
   useKernelReplacements,
 } from './kernels/index.js';
+export { setWinogradThreads, winogradStats } from './kernels/winograd.js';

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { backend_util } from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ADDED_KERNELS, initBackend, REPLACED_KERNELS } from '../src/index.js';
+import { ADDED_KERNELS, initBackend, REPLACED_KERNELS, winogradStats } from '../src/index.js';
 import { compareKernel, maxAbs, rand, relErr, runKernelOn } from './helpers.js';
 
 const TOL = 1e-5;
@@ -156,6 +156,112 @@ const DW_CASES: { name: string; x: [number, number, number, number]; m: number; 
   { name: '3x3 SAME s2', x: [2, 8, 10, 3], m: 1, s: 2, pad: 'same' },
   { name: '3x3 SAME s1 multiplier 2', x: [2, 6, 7, 3], m: 2, s: 1, pad: 'same' },
 ];
+
+describe('Winograd Conv2D / FusedConv2D on wasm match the cpu backend', () => {
+  // VGG-style 3x3 stride-1 convs (the Winograd path), plus shapes that must go to the stock kernel.
+  const cases: {
+    name: string;
+    x: number[];
+    co: number;
+    pad: Pad;
+    act: string;
+    bias: boolean;
+    wino: boolean;
+  }[] = [
+    {
+      name: 'SAME 14x14 64->64 relu',
+      x: [2, 14, 14, 64],
+      co: 64,
+      pad: 'same',
+      act: 'relu',
+      bias: true,
+      wino: true,
+    },
+    {
+      name: 'SAME 7x7 512->512',
+      x: [1, 7, 7, 512],
+      co: 512,
+      pad: 'same',
+      act: 'linear',
+      bias: true,
+      wino: true,
+    },
+    {
+      name: 'SAME odd 9x7 32->36 relu6',
+      x: [2, 9, 7, 32],
+      co: 36,
+      pad: 'same',
+      act: 'relu6',
+      bias: true,
+      wino: true,
+    },
+    {
+      name: 'VALID 10x6 32->40 no bias',
+      x: [3, 10, 6, 32],
+      co: 40,
+      pad: 'valid',
+      act: 'linear',
+      bias: false,
+      wino: true,
+    },
+    {
+      name: 'explicit pad 8x9 20->64',
+      x: [2, 8, 9, 20],
+      co: 64,
+      pad: [
+        [0, 0],
+        [2, 0],
+        [1, 1],
+        [0, 0],
+      ],
+      act: 'relu',
+      bias: true,
+      wino: true,
+    },
+    {
+      name: 'first VGG layer, 3 channels (stock)',
+      x: [2, 12, 12, 3],
+      co: 8,
+      pad: 'same',
+      act: 'relu',
+      bias: true,
+      wino: false,
+    },
+    {
+      name: 'tiny 9x7 8->12 (stock)',
+      x: [1, 9, 7, 8],
+      co: 12,
+      pad: 'same',
+      act: 'relu',
+      bias: true,
+      wino: false,
+    },
+    { name: 'elu (stock)', x: [2, 12, 12, 32], co: 32, pad: 'same', act: 'elu', bias: true, wino: false },
+  ];
+  cases.forEach(({ name, x, co, pad, act, bias, wino }, i) => {
+    const filterShape = [3, 3, x[3], co];
+    const inputs = {
+      x: { shape: x, data: rand(size(x), 300 + i) },
+      filter: { shape: filterShape, data: rand(size(filterShape), 400 + i) },
+      ...(bias ? { bias: { shape: [co], data: rand(co, 500 + i) } } : {}),
+    };
+    const attrs = { strides: 1, pad, dataFormat: 'NHWC', dilations: 1, activation: act };
+    it(`FusedConv2D ${name}`, async () => {
+      const before = winogradStats.calls;
+      const r = await compareKernel('FusedConv2D', inputs, attrs);
+      expect(winogradStats.calls - before).toBe(wino ? 1 : 0);
+      expect(r.wasm.shape).toEqual(outShape(x, filterShape, 1, pad, false));
+      expect(maxAbs(r.cpu.data)).toBeGreaterThan(0.1);
+      expect(r.err).toBeLessThanOrEqual(TOL);
+    });
+    if (act === 'linear') {
+      it(`Conv2D ${name}`, async () => {
+        const r = await compareKernel('Conv2D', { x: inputs.x, filter: inputs.filter }, attrs);
+        expect(r.err).toBeLessThanOrEqual(TOL);
+      });
+    }
+  });
+});
 
 describe('depthwise conv gradients on wasm match the cpu backend', () => {
   DW_CASES.forEach(({ name, x, m, s, pad }, i) => {
@@ -437,6 +543,8 @@ describe('kernel memory hygiene on wasm', () => {
     const dw = tf.tensor(rand(3 * 3 * 4, 3), [3, 3, 4, 1]);
     const ids = tf.tensor1d([1, 0], 'int32');
     const x2 = tf.reshape(x, [72, 8]);
+    const xc = tf.tensor(rand(2 * 16 * 16 * 32, 4), [2, 16, 16, 32]);
+    const wc = tf.tensor(rand(3 * 3 * 32 * 32, 5), [3, 3, 32, 32]);
     const calls: Record<string, () => tf.Tensor> = {
       Conv2DBackpropFilter: () =>
         tf.grad((f: tf.Tensor) => tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, 2, 'same'))(w),
@@ -461,8 +569,19 @@ describe('kernel memory hygiene on wasm', () => {
       Sum: () => tf.sum(x, [0, 1, 2]),
       Mean: () => tf.mean(x, [0, 1]),
       MaxPoolGrad: () => tf.grad((v: tf.Tensor) => tf.maxPool(v as tf.Tensor4D, 2, 2, 'same'))(x),
+      // 3x3 stride 1, channels a multiple of 4, over 2^20 multiply-adds: the Winograd path.
+      Conv2D: () => tf.conv2d(xc as tf.Tensor4D, wc as tf.Tensor4D, 1, 'same'),
+      FusedConv2D: () =>
+        tf.fused.conv2d({
+          x: xc as tf.Tensor4D,
+          filter: wc as tf.Tensor4D,
+          strides: 1,
+          pad: 'same',
+          activation: 'relu',
+        }),
     };
     expect(Object.keys(calls).sort()).toEqual([...ADDED_KERNELS, ...REPLACED_KERNELS].sort());
+    const winograd = winogradStats.calls;
     for (const [name, call] of Object.entries(calls)) {
       const tensors = tf.memory().numTensors;
       const dataIds = backend.numDataIds();
@@ -472,6 +591,7 @@ describe('kernel memory hygiene on wasm', () => {
       expect({ name, tensors: tf.memory().numTensors }).toEqual({ name, tensors });
       expect({ name, dataIds: backend.numDataIds() }).toEqual({ name, dataIds });
     }
-    tf.dispose([x, w, dw, ids, x2]);
+    expect(winogradStats.calls - winograd).toBe(2);
+    tf.dispose([x, w, dw, ids, x2, xc, wc]);
   });
 });

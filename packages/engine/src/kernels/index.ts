@@ -16,6 +16,7 @@ import { makeMaxPoolGrad } from './max_pool_grad.js';
 import { makeMean, makeSum } from './reductions.js';
 import { makeTile } from './tile.js';
 import { unsortedSegmentSumConfig } from './unsorted_segment_sum.js';
+import { makeWinogradConv } from './winograd.js';
 
 /** Kernels stock tfjs-backend-wasm 4.22 lacks; a conv-net training step needs them. */
 export const ADDED_KERNELS = [
@@ -36,6 +37,8 @@ const REPLACEMENTS: Record<string, (stock: KernelFunc) => KernelFunc> = {
   Sum: makeSum,
   Mean: makeMean,
   MaxPoolGrad: makeMaxPoolGrad,
+  Conv2D: makeWinogradConv,
+  FusedConv2D: makeWinogradConv,
 };
 export const REPLACED_KERNELS = Object.keys(REPLACEMENTS);
 

@@ -1,0 +1,101 @@
+import { backend_util, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs-core';
+import { asWasmBackend, type PadAttr, pair } from './util.js';
+import { WinogradPool } from './winograd_pool.js';
+
+/**
+ * Conv2D / FusedConv2D for 3x3 stride-1 NHWC convolutions by Winograd F(2x2,3x3) (wasm/winograd.c) on
+ * the engine's own thread pool: 2.3-2.6x the stock XNNPACK kernel on VGG's layers here
+ * (bench/engine/compare.bench.ts). Everything else (other kernel sizes, strides, dilations, channel
+ * counts not a multiple of 4, PReLU/LeakyReLU/ELU/sigmoid, tiny outputs) goes to the stock kernel.
+ */
+let threads = 1;
+/** Calls that took the Winograd path (tests check the path they mean to test is the one taken). */
+export const winogradStats = { calls: 0 };
+let pool: WinogradPool | null = null;
+
+/** Threads of the Winograd pool: the wasm backend's own count (initBackend sets it). */
+export function setWinogradThreads(n: number): void {
+  if (n === threads) return;
+  threads = Math.max(1, Math.floor(n));
+  const old = pool;
+  pool = null;
+  void old?.close();
+}
+
+const ACTIVATIONS: Record<string, 0 | 1 | 2> = { linear: 0, relu: 1, relu6: 2 };
+/** Below this many multiply-adds the stock kernel is as good (fixed costs: copies, waking threads). */
+const MIN_MACS = 1 << 20;
+
+interface ConvAttrs {
+  strides: number | [number, number];
+  pad: PadAttr;
+  dataFormat: 'NHWC' | 'NCHW';
+  dilations: number | [number, number];
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+  activation?: string;
+}
+
+export function makeWinogradConv(stock: KernelFunc): KernelFunc {
+  return (args) => {
+    const { inputs, backend } = args;
+    const attrs = args.attrs as unknown as ConvAttrs;
+    const x = inputs.x as TensorInfo;
+    const filter = inputs.filter as TensorInfo;
+    const bias = inputs.bias as TensorInfo | undefined;
+    const act = ACTIVATIONS[attrs.activation ?? 'linear'];
+    const [kh, kw, c, oc] = filter.shape;
+    const [sh, sw] = pair(attrs.strides);
+    const [dh, dw] = pair(attrs.dilations);
+    if (
+      act === undefined ||
+      attrs.dataFormat === 'NCHW' ||
+      x.dtype !== 'float32' ||
+      filter.dtype !== 'float32' ||
+      kh !== 3 ||
+      kw !== 3 ||
+      sh !== 1 ||
+      sw !== 1 ||
+      dh !== 1 ||
+      dw !== 1 ||
+      c % 4 !== 0 ||
+      oc % 4 !== 0 ||
+      (bias !== undefined && bias.shape.reduce((a, b) => a * b, 1) !== oc)
+    ) {
+      return stock(args);
+    }
+    const info = backend_util.computeConv2DInfo(
+      x.shape as [number, number, number, number],
+      filter.shape as [number, number, number, number],
+      [1, 1],
+      [1, 1],
+      attrs.pad,
+      attrs.dimRoundingMode,
+      false,
+      'channelsLast',
+    );
+    if (info.batchSize * info.outHeight * info.outWidth * 9 * c * oc < MIN_MACS) return stock(args);
+    const wasm = asWasmBackend(backend);
+    const out = wasm.makeOutput([info.batchSize, info.outHeight, info.outWidth, oc], 'float32');
+    pool ??= new WinogradPool(threads);
+    winogradStats.calls++;
+    pool.conv(
+      {
+        x: wasm.typedArrayFromHeap(x) as Float32Array,
+        filter: wasm.typedArrayFromHeap(filter) as Float32Array,
+        bias: bias ? (wasm.typedArrayFromHeap(bias) as Float32Array) : null,
+        n: info.batchSize,
+        h: info.inHeight,
+        w: info.inWidth,
+        c,
+        oc,
+        oh: info.outHeight,
+        ow: info.outWidth,
+        padTop: info.padInfo.top,
+        padLeft: info.padInfo.left,
+        activation: act,
+      },
+      wasm.typedArrayFromHeap(out) as Float32Array,
+    );
+    return out;
+  };
+}
