@@ -3,8 +3,8 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import { setConvPoolThreads } from './kernels/conv_pool.js';
 import { registerTrainingKernels } from './kernels/index.js';
-import { setWinogradThreads } from './kernels/winograd.js';
 import { unrefPoolWorkers, withNodeThreads } from './wasm_threads.js';
 
 export type BackendPreference = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
@@ -216,7 +216,7 @@ async function initWasm(requested: BackendPreference): Promise<BackendInfo> {
   await tf.ready();
   // Registered after the backend is up, so the stock kernels we replace have already run their setup.
   registerTrainingKernels();
-  setWinogradThreads(wasm.getThreadsCount());
+  setConvPoolThreads(wasm.getThreadsCount());
   return { name: 'wasm', requested, tfjsNode: false, gpu: false, threads: wasm.getThreadsCount() };
 }
 

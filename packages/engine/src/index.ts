@@ -5,10 +5,12 @@ export {
   type DataParallelTrainer,
 } from './data_parallel.js';
 export { fuseForInference, type InferenceGraph } from './inference/fuse.js';
+export { setConvPoolThreads } from './kernels/conv_pool.js';
+export { filterGradStats } from './kernels/conv2d_backprop_filter.js';
 export {
   ADDED_KERNELS,
   REPLACED_KERNELS,
   registerTrainingKernels,
   useKernelReplacements,
 } from './kernels/index.js';
-export { setWinogradThreads, winogradStats } from './kernels/winograd.js';
+export { winogradStats } from './kernels/winograd.js';

@@ -1,7 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { backend_util } from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ADDED_KERNELS, initBackend, REPLACED_KERNELS, winogradStats } from '../src/index.js';
+import {
+  ADDED_KERNELS,
+  filterGradStats,
+  initBackend,
+  REPLACED_KERNELS,
+  winogradStats,
+} from '../src/index.js';
 import { compareKernel, maxAbs, rand, relErr, runKernelOn } from './helpers.js';
 
 const TOL = 1e-5;
@@ -156,6 +162,45 @@ const DW_CASES: { name: string; x: [number, number, number, number]; m: number; 
   { name: '3x3 SAME s2', x: [2, 8, 10, 3], m: 1, s: 2, pad: 'same' },
   { name: '3x3 SAME s1 multiplier 2', x: [2, 6, 7, 3], m: 2, s: 1, pad: 'same' },
 ];
+
+describe('stride-1 filter gradient (conv pool) on wasm matches the cpu backend', () => {
+  const cases: { name: string; x: number[]; k: [number, number]; co: number; pad: Pad }[] = [
+    { name: '3x3 SAME 16x16 32->32', x: [2, 16, 16, 32], k: [3, 3], co: 32, pad: 'same' },
+    { name: '5x5 VALID 14x12 16->24', x: [3, 14, 12, 16], k: [5, 5], co: 24, pad: 'valid' },
+    {
+      name: '3x3 explicit pad 11x13 12->40',
+      x: [2, 11, 13, 12],
+      k: [3, 3],
+      co: 40,
+      pad: [
+        [0, 0],
+        [2, 0],
+        [1, 1],
+        [0, 0],
+      ],
+    },
+    { name: '1x3 on one row (fewer rows than threads)', x: [1, 1, 40, 64], k: [1, 3], co: 256, pad: 'same' },
+  ];
+  cases.forEach(({ name, x, k, co, pad }, i) => {
+    it(name, async () => {
+      const filterShape = [k[0], k[1], x[3], co];
+      const dyShape = outShape(x, filterShape, 1, pad, false);
+      const before = filterGradStats.calls;
+      const r = await compareKernel(
+        'Conv2DBackpropFilter',
+        {
+          x: { shape: x, data: rand(size(x), 600 + i) },
+          dy: { shape: dyShape, data: rand(size(dyShape), 700 + i) },
+        },
+        { strides: 1, pad, dataFormat: 'NHWC', filterShape },
+      );
+      expect(filterGradStats.calls - before).toBe(1);
+      expect(r.wasm.shape).toEqual(filterShape);
+      expect(maxAbs(r.cpu.data)).toBeGreaterThan(0.1);
+      expect(r.err).toBeLessThanOrEqual(TOL);
+    });
+  });
+});
 
 describe('Winograd Conv2D / FusedConv2D on wasm match the cpu backend', () => {
   // VGG-style 3x3 stride-1 convs (the Winograd path), plus shapes that must go to the stock kernel.
@@ -547,7 +592,13 @@ describe('kernel memory hygiene on wasm', () => {
     const wc = tf.tensor(rand(3 * 3 * 32 * 32, 5), [3, 3, 32, 32]);
     const calls: Record<string, () => tf.Tensor> = {
       Conv2DBackpropFilter: () =>
-        tf.grad((f: tf.Tensor) => tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, 2, 'same'))(w),
+        tf.tidy(() =>
+          tf.addN([
+            tf.sum(tf.grad((f: tf.Tensor) => tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, 2, 'same'))(w)),
+            // stride 1, channels a multiple of 4: the conv pool's filter_grad
+            tf.sum(tf.grad((f: tf.Tensor) => tf.conv2d(xc as tf.Tensor4D, f as tf.Tensor4D, 1, 'same'))(wc)),
+          ]),
+        ),
       Conv2DBackpropInput: () =>
         tf.grad((v: tf.Tensor) => tf.conv2d(v as tf.Tensor4D, w as tf.Tensor4D, 1, 'same'))(x),
       DepthwiseConv2dNativeBackpropFilter: () =>
@@ -582,6 +633,7 @@ describe('kernel memory hygiene on wasm', () => {
     };
     expect(Object.keys(calls).sort()).toEqual([...ADDED_KERNELS, ...REPLACED_KERNELS].sort());
     const winograd = winogradStats.calls;
+    const filterGrads = filterGradStats.calls;
     for (const [name, call] of Object.entries(calls)) {
       const tensors = tf.memory().numTensors;
       const dataIds = backend.numDataIds();
@@ -591,7 +643,8 @@ describe('kernel memory hygiene on wasm', () => {
       expect({ name, tensors: tf.memory().numTensors }).toEqual({ name, tensors });
       expect({ name, dataIds: backend.numDataIds() }).toEqual({ name, dataIds });
     }
-    expect(winogradStats.calls - winograd).toBe(2);
+    expect(winogradStats.calls - winograd).toBe(3); // Conv2D, FusedConv2D, the forward in the filter grad
+    expect(filterGradStats.calls - filterGrads).toBe(1);
     tf.dispose([x, w, dw, ids, x2, xc, wc]);
   });
 });

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Rebuilds kernels.wasm and winograd.wasm from their C sources. Developer tooling only (Debian:
+# Rebuilds kernels.wasm and conv_pool.wasm from their C sources. Developer tooling only (Debian:
 # apt-get install -y clang lld); the built .wasm files are committed, so installing or testing the package
 # needs neither.
 set -eu
@@ -8,11 +8,11 @@ clang --target=wasm32 -O3 -msimd128 -mbulk-memory -fno-vectorize -fno-slp-vector
   -Wl,--no-entry -Wl,--export=gemm_nn -Wl,--export=gemm_nt -Wl,--export=dw_filter_grad -Wl,--export=heap_base \
   -Wl,--initial-memory=1048576 -Wl,--max-memory=4294967296 -Wl,-z,stack-size=65536 \
   -o kernels.wasm kernels.c
-# winograd.wasm runs on several threads at once: it imports one shared memory (every instance the same)
-# and exports its stack pointer so each thread's instance gets its own stack (src/kernels/winograd_pool.ts).
+# conv_pool.wasm runs on several threads at once: it imports one shared memory (every instance the same)
+# and exports its stack pointer so each thread's instance gets its own stack (src/kernels/conv_pool.ts).
 clang --target=wasm32 -O3 -msimd128 -matomics -mbulk-memory -mmutable-globals -fno-vectorize -fno-slp-vectorize \
   -nostdlib -Wl,--no-entry -Wl,--import-memory -Wl,--shared-memory -Wl,--max-memory=4294967296 \
   -Wl,--stack-first -Wl,-z,stack-size=65536 -Wl,--export=wino_filter -Wl,--export=wino_conv \
-  -Wl,--export=__heap_base -Wl,--export=__stack_pointer \
-  -o winograd.wasm winograd.c
-ls -l kernels.wasm winograd.wasm
+  -Wl,--export=filter_grad -Wl,--export=__heap_base -Wl,--export=__stack_pointer \
+  -o conv_pool.wasm winograd.c filter_grad.c
+ls -l kernels.wasm conv_pool.wasm

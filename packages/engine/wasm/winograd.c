@@ -1,6 +1,6 @@
 // Winograd F(2x2, 3x3) convolution for 3x3 stride-1 NHWC convs (VGG's every conv but the first), compiled
 // to WebAssembly SIMD with a shared, imported memory so several threads (worker_threads, each with its
-// own instance and stack) run it on the same buffers (build.sh; JS side: src/kernels/winograd.ts).
+// own instance and stack) run it on the same buffers (conv_pool.wasm, build.sh; JS: src/kernels/conv_pool.ts).
 //
 // Why: wasm SIMD is 4 lanes wide with no fused multiply-add, so a direct convolution (XNNPACK inside
 // tfjs-backend-wasm) is capped by multiplications. Winograd F(2x2,3x3) computes each 2x2 output tile
@@ -182,8 +182,8 @@ static void gemm(const float *a, int lda, const float *b, float *c, int m, int k
 // One thread's share: output tiles [t_begin, t_end) of the whole batch, `chunk` tiles at a time.
 // scratch: 16*chunk*C (v) + 16*chunk*OC (m) + KB*NR (pack) floats.
 void wino_conv(const float *x, const float *u, const float *bias, float *y, float *scratch, int N, int H,
-               int W, int C, int OC, int OH, int OW, int pt, int pl, int act, int t_begin, int t_end,
-               int chunk) {
+               int W, int C, int OC, int OH, int OW, int pt, int pl, int act, int chunk, int t_begin,
+               int t_end) {
   (void)N;
   const int TH = (OH + 1) / 2, TW = (OW + 1) / 2;
   float *v = scratch, *m = scratch + 16 * chunk * C, *pack = m + 16 * chunk * OC;

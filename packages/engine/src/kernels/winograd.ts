@@ -1,26 +1,15 @@
 import { backend_util, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs-core';
+import { convPool } from './conv_pool.js';
 import { asWasmBackend, type PadAttr, pair } from './util.js';
-import { WinogradPool } from './winograd_pool.js';
 
 /**
  * Conv2D / FusedConv2D for 3x3 stride-1 NHWC convolutions by Winograd F(2x2,3x3) (wasm/winograd.c) on
- * the engine's own thread pool: 2.3-2.6x the stock XNNPACK kernel on VGG's layers here
+ * the engine's conv pool (conv_pool.ts): 2.3-2.6x the stock XNNPACK kernel on VGG's layers here
  * (bench/engine/compare.bench.ts). Everything else (other kernel sizes, strides, dilations, channel
  * counts not a multiple of 4, PReLU/LeakyReLU/ELU/sigmoid, tiny outputs) goes to the stock kernel.
  */
-let threads = 1;
 /** Calls that took the Winograd path (tests check the path they mean to test is the one taken). */
 export const winogradStats = { calls: 0 };
-let pool: WinogradPool | null = null;
-
-/** Threads of the Winograd pool: the wasm backend's own count (initBackend sets it). */
-export function setWinogradThreads(n: number): void {
-  if (n === threads) return;
-  threads = Math.max(1, Math.floor(n));
-  const old = pool;
-  pool = null;
-  void old?.close();
-}
 
 const ACTIVATIONS: Record<string, 0 | 1 | 2> = { linear: 0, relu: 1, relu6: 2 };
 /** Below this many multiply-adds the stock kernel is as good (fixed costs: copies, waking threads). */
@@ -76,9 +65,8 @@ export function makeWinogradConv(stock: KernelFunc): KernelFunc {
     if (info.batchSize * info.outHeight * info.outWidth * 9 * c * oc < MIN_MACS) return stock(args);
     const wasm = asWasmBackend(backend);
     const out = wasm.makeOutput([info.batchSize, info.outHeight, info.outWidth, oc], 'float32');
-    pool ??= new WinogradPool(threads);
     winogradStats.calls++;
-    pool.conv(
+    convPool().winograd(
       {
         x: wasm.typedArrayFromHeap(x) as Float32Array,
         filter: wasm.typedArrayFromHeap(filter) as Float32Array,

@@ -1,0 +1,210 @@
+import fs from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+
+/**
+ * Runs the kernels of wasm/conv_pool.wasm (Winograd convolution, conv filter gradient) on several
+ * threads: one shared WebAssembly memory, one instance on this thread and one per helper worker (each
+ * with its own stack), woken through a control block with Atomics. The calling thread does its share too
+ * and blocks until the helpers are done, so a kernel call stays synchronous, as tfjs kernels must be.
+ * Helpers are unref'd: they never keep a process alive.
+ */
+interface SharedMemory {
+  buffer: SharedArrayBuffer;
+  grow(pages: number): number;
+}
+interface PoolExports {
+  __stack_pointer: { value: number };
+  __heap_base: { value: number };
+  wino_filter(g: number, u: number, n: number): void;
+  wino_conv(...args: number[]): void;
+  filter_grad(...args: number[]): void;
+}
+/** The few WebAssembly JS API calls used here (the project's TS lib has no WebAssembly typings). */
+interface WasmApi {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: unknown };
+  Memory: new (d: { initial: number; maximum: number; shared: boolean }) => SharedMemory;
+}
+const WA = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+
+const PAGE = 65536;
+const STACK = 65536;
+/**
+ * Control block (Int32): [0] generation, [1] helpers done, [2] stop; the job: [8] kernel (index into
+ * KERNELS), [9] argument count, [10] index of the per-thread scratch argument (-1: none), [11] scratch
+ * bytes per thread, [12] work units, [13] threads; [16..] arguments. Thread i runs units
+ * [units·i/threads, units·(i+1)/threads), passed as the kernel's last two arguments.
+ */
+const KERNELS = ['wino_conv', 'filter_grad'] as const;
+
+export interface Conv3x3 {
+  x: Float32Array;
+  filter: Float32Array;
+  bias: Float32Array | null;
+  n: number;
+  h: number;
+  w: number;
+  c: number;
+  oc: number;
+  oh: number;
+  ow: number;
+  padTop: number;
+  padLeft: number;
+  /** 0 linear, 1 relu, 2 relu6 */
+  activation: 0 | 1 | 2;
+}
+
+export interface FilterGradStride1 {
+  x: Float32Array;
+  dy: Float32Array;
+  n: number;
+  h: number;
+  w: number;
+  c: number;
+  oc: number;
+  oh: number;
+  ow: number;
+  kh: number;
+  kw: number;
+  padTop: number;
+  padLeft: number;
+}
+
+export class ConvPool {
+  private memory: SharedMemory;
+  private main: PoolExports;
+  private control = new Int32Array(new SharedArrayBuffer(64 * 4));
+  private workers: Worker[] = [];
+  private dataStart: number;
+
+  constructor(readonly threads: number) {
+    const file = fileURLToPath(new URL('../../wasm/conv_pool.wasm', import.meta.url));
+    const module = new WA.Module(fs.readFileSync(file));
+    this.memory = new WA.Memory({ initial: 256, maximum: 65536, shared: true });
+    this.main = new WA.Instance(module, { env: { memory: this.memory } }).exports as PoolExports;
+    // Helper stacks sit after the module's own (stack-first) region; data after them.
+    const heapBase = this.main.__heap_base.value;
+    this.dataStart = heapBase + (threads - 1) * STACK;
+    for (let i = 1; i < threads; i++) {
+      const worker = new Worker(new URL('./conv_pool_worker.mjs', import.meta.url), {
+        workerData: {
+          module,
+          memory: this.memory,
+          control: this.control.buffer,
+          index: i,
+          stackTop: heapBase + i * STACK,
+        },
+      });
+      worker.unref();
+      this.workers.push(worker);
+    }
+  }
+
+  /** y = conv3x3(x, filter) + bias, then the activation; stride 1, NHWC, C and OC multiples of 4. */
+  winograd(a: Conv3x3, out: Float32Array): void {
+    const { c, oc } = a;
+    const tiles = a.n * Math.ceil(a.oh / 2) * Math.ceil(a.ow / 2);
+    // Tiles per chunk: the chunk's transformed input (16·chunk·C floats) about 2 MB, in cache for the GEMMs.
+    const chunk = Math.max(16, Math.min(512, Math.floor(32768 / Math.max(c, oc))));
+    const scratchFloats = 16 * chunk * c + 16 * chunk * oc + 256 * 8;
+    const [xOff, gOff, uOff, bOff, yOff, sOff] = this.reserve([
+      a.x.length,
+      9 * c * oc,
+      16 * c * oc,
+      oc,
+      out.length,
+      scratchFloats * this.threads,
+    ]);
+    const heap = this.memory.buffer;
+    new Float32Array(heap, xOff, a.x.length).set(a.x);
+    new Float32Array(heap, gOff, 9 * c * oc).set(a.filter);
+    if (a.bias) new Float32Array(heap, bOff, oc).set(a.bias);
+    this.main.wino_filter(gOff, uOff, c * oc);
+    // wino_conv(x, u, bias, y, scratch, N, H, W, C, OC, OH, OW, pt, pl, act, chunk, begin, end)
+    const args = [xOff, uOff, a.bias ? bOff : 0, yOff, sOff, a.n, a.h, a.w, c, oc, a.oh, a.ow];
+    args.push(a.padTop, a.padLeft, a.activation, chunk);
+    this.run(0, args, 4, scratchFloats * 4, tiles);
+    out.set(new Float32Array(heap, yOff, out.length));
+  }
+
+  /** dw [kh, kw, C, OC] of a stride-1, dilation-1 NHWC conv; C and OC multiples of 4. */
+  filterGrad(a: FilterGradStride1, out: Float32Array): void {
+    const size = a.kh * a.kw * a.c * a.oc;
+    const [xOff, dyOff, dwOff] = this.reserve([a.x.length, a.dy.length, size * this.threads]);
+    const heap = this.memory.buffer;
+    new Float32Array(heap, xOff, a.x.length).set(a.x);
+    new Float32Array(heap, dyOff, a.dy.length).set(a.dy);
+    // filter_grad(x, dy, dw, N, H, W, C, OH, OW, OC, KH, KW, pt, pl, begin, end): rows of N·OH.
+    const args = [xOff, dyOff, dwOff, a.n, a.h, a.w, a.c, a.oh, a.ow, a.oc, a.kh, a.kw, a.padTop, a.padLeft];
+    const rows = a.n * a.oh;
+    this.run(1, args, 2, size * 4, rows);
+    // Each thread with rows summed them into its own partial; add those up.
+    out.fill(0);
+    for (let t = 0; t < this.threads; t++) {
+      if (Math.floor((rows * (t + 1)) / this.threads) === Math.floor((rows * t) / this.threads)) continue;
+      const part = new Float32Array(heap, dwOff + t * size * 4, size);
+      for (let i = 0; i < size; i++) out[i] += part[i];
+    }
+  }
+
+  /** Offsets of consecutive 64-byte aligned buffers of these float counts; grows the memory to fit. */
+  private reserve(floats: number[]): number[] {
+    let at = align(this.dataStart);
+    const offs = floats.map((f) => {
+      const o = at;
+      at = align(at + f * 4);
+      return o;
+    });
+    const have = this.memory.buffer.byteLength;
+    if (at > have) this.memory.grow(Math.ceil((at - have) / PAGE));
+    return offs;
+  }
+
+  private run(kernel: number, args: number[], scratchArg: number, scratchStride: number, units: number) {
+    const ctl = this.control;
+    const header = [kernel, args.length, scratchArg, scratchStride, units, this.threads];
+    for (let i = 0; i < header.length; i++) ctl[8 + i] = header[i] | 0;
+    for (let i = 0; i < args.length; i++) ctl[16 + i] = args[i] | 0;
+    if (this.workers.length) {
+      Atomics.store(ctl, 1, 0);
+      Atomics.add(ctl, 0, 1);
+      Atomics.notify(ctl, 0);
+    }
+    const end = Math.floor(units / this.threads);
+    if (end > 0) this.main[KERNELS[kernel]](...args, 0, end);
+    for (let done = Atomics.load(ctl, 1); done < this.workers.length; done = Atomics.load(ctl, 1)) {
+      Atomics.wait(ctl, 1, done);
+    }
+  }
+
+  /** Stops the helpers (tests; the process exits fine without it). */
+  async close(): Promise<void> {
+    Atomics.store(this.control, 2, 1);
+    Atomics.add(this.control, 0, 1);
+    Atomics.notify(this.control, 0);
+    await Promise.all(this.workers.map((w) => w.terminate()));
+    this.workers = [];
+  }
+}
+
+const align = (n: number) => (n + 63) & ~63;
+
+let threads = 1;
+let shared: ConvPool | null = null;
+
+/** The process's pool (created on first use), with the thread count of setConvPoolThreads. */
+export function convPool(): ConvPool {
+  shared ??= new ConvPool(threads);
+  return shared;
+}
+
+/** Threads of the conv pool: the wasm backend's own count (initBackend sets it). */
+export function setConvPoolThreads(n: number): void {
+  const want = Math.max(1, Math.floor(n));
+  if (want === threads) return;
+  threads = want;
+  const old = shared;
+  shared = null;
+  void old?.close();
+}
