@@ -8,7 +8,7 @@ import {
   type Tensor4D,
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
-import { convPool } from './conv_pool.js';
+import { convPool, stride1Geometry } from './conv_pool.js';
 import { asTensor, asWasmBackend, NCHW_TO_NHWC, pair } from './util.js';
 
 /** Calls that took the conv pool's filter_grad path (tests check which path ran). */
@@ -63,35 +63,18 @@ function stride1FilterGrad(
   const [kh, kw, c, oc] = a.filterShape;
   const [sh, sw] = pair(a.strides);
   if (sh !== 1 || sw !== 1 || c % 4 !== 0 || oc % 4 !== 0) return null;
-  const info = backend_util.computeConv2DInfo(
-    xInfo.shape as [number, number, number, number],
-    a.filterShape,
-    [1, 1],
-    1,
-    a.pad,
-    a.dimRoundingMode,
-    false,
-    'channelsLast',
-  );
-  if (info.batchSize * info.outHeight * info.outWidth * kh * kw * c * oc < MIN_MACS) return null;
+  const { geometry, macs } = stride1Geometry(xInfo.shape, a.filterShape, a.pad, a.dimRoundingMode);
+  if (macs < MIN_MACS) return null;
   const wasm = asWasmBackend(backend);
   const out = wasm.makeOutput([kh, kw, c, oc], 'float32');
   filterGradStats.calls++;
   convPool().filterGrad(
     {
+      ...geometry,
       x: wasm.typedArrayFromHeap(xInfo) as Float32Array,
       dy: wasm.typedArrayFromHeap(dyInfo) as Float32Array,
-      n: info.batchSize,
-      h: info.inHeight,
-      w: info.inWidth,
-      c,
-      oc,
-      oh: info.outHeight,
-      ow: info.outWidth,
       kh,
       kw,
-      padTop: info.padInfo.top,
-      padLeft: info.padInfo.left,
     },
     wasm.typedArrayFromHeap(out) as Float32Array,
   );

@@ -1,6 +1,8 @@
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { backend_util } from '@tensorflow/tfjs-core';
+import type { PadAttr } from './util.js';
 
 /**
  * Runs the kernels of wasm/conv_pool.wasm (Winograd convolution, conv filter gradient) on several
@@ -38,10 +40,8 @@ const STACK = 65536;
  */
 const KERNELS = ['wino_conv', 'filter_grad'] as const;
 
-export interface Conv3x3 {
-  x: Float32Array;
-  filter: Float32Array;
-  bias: Float32Array | null;
+/** A stride-1, dilation-1 NHWC convolution's sizes: x [n,h,w,c], output [n,oh,ow,oc]. */
+export interface Stride1Geometry {
   n: number;
   h: number;
   w: number;
@@ -51,24 +51,53 @@ export interface Conv3x3 {
   ow: number;
   padTop: number;
   padLeft: number;
+}
+
+/** The geometry of conv(x, filter [kh,kw,c,oc]) with stride 1 and this padding, and its multiply-adds. */
+export function stride1Geometry(
+  xShape: number[],
+  filterShape: number[],
+  pad: PadAttr,
+  dimRoundingMode?: 'floor' | 'round' | 'ceil',
+): { geometry: Stride1Geometry; macs: number } {
+  const info = backend_util.computeConv2DInfo(
+    xShape as [number, number, number, number],
+    filterShape as [number, number, number, number],
+    [1, 1],
+    [1, 1],
+    pad,
+    dimRoundingMode,
+    false,
+    'channelsLast',
+  );
+  const [kh, kw, c, oc] = filterShape;
+  const geometry = {
+    n: info.batchSize,
+    h: info.inHeight,
+    w: info.inWidth,
+    c,
+    oc,
+    oh: info.outHeight,
+    ow: info.outWidth,
+    padTop: info.padInfo.top,
+    padLeft: info.padInfo.left,
+  };
+  return { geometry, macs: info.batchSize * info.outHeight * info.outWidth * kh * kw * c * oc };
+}
+
+export interface Conv3x3 extends Stride1Geometry {
+  x: Float32Array;
+  filter: Float32Array;
+  bias: Float32Array | null;
   /** 0 linear, 1 relu, 2 relu6 */
   activation: 0 | 1 | 2;
 }
 
-export interface FilterGradStride1 {
+export interface FilterGradStride1 extends Stride1Geometry {
   x: Float32Array;
   dy: Float32Array;
-  n: number;
-  h: number;
-  w: number;
-  c: number;
-  oc: number;
-  oh: number;
-  ow: number;
   kh: number;
   kw: number;
-  padTop: number;
-  padLeft: number;
 }
 
 export class ConvPool {

@@ -1,5 +1,5 @@
-import { backend_util, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs-core';
-import { convPool } from './conv_pool.js';
+import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import { convPool, stride1Geometry } from './conv_pool.js';
 import { asWasmBackend, type PadAttr, pair } from './util.js';
 
 /**
@@ -52,34 +52,17 @@ export function makeWinogradConv(stock: KernelFunc): KernelFunc {
     ) {
       return stock(args);
     }
-    const info = backend_util.computeConv2DInfo(
-      x.shape as [number, number, number, number],
-      filter.shape as [number, number, number, number],
-      [1, 1],
-      [1, 1],
-      attrs.pad,
-      attrs.dimRoundingMode,
-      false,
-      'channelsLast',
-    );
-    if (info.batchSize * info.outHeight * info.outWidth * 9 * c * oc < MIN_MACS) return stock(args);
+    const { geometry, macs } = stride1Geometry(x.shape, filter.shape, attrs.pad, attrs.dimRoundingMode);
+    if (macs < MIN_MACS) return stock(args);
     const wasm = asWasmBackend(backend);
-    const out = wasm.makeOutput([info.batchSize, info.outHeight, info.outWidth, oc], 'float32');
+    const out = wasm.makeOutput([geometry.n, geometry.oh, geometry.ow, oc], 'float32');
     winogradStats.calls++;
     convPool().winograd(
       {
+        ...geometry,
         x: wasm.typedArrayFromHeap(x) as Float32Array,
         filter: wasm.typedArrayFromHeap(filter) as Float32Array,
         bias: bias ? (wasm.typedArrayFromHeap(bias) as Float32Array) : null,
-        n: info.batchSize,
-        h: info.inHeight,
-        w: info.inWidth,
-        c,
-        oc,
-        oh: info.outHeight,
-        ow: info.outWidth,
-        padTop: info.padInfo.top,
-        padLeft: info.padInfo.left,
         activation: act,
       },
       wasm.typedArrayFromHeap(out) as Float32Array,
