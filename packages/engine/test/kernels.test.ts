@@ -180,6 +180,14 @@ describe('stride-1 filter gradient (conv pool) on wasm matches the cpu backend',
       ],
     },
     { name: '1x3 on one row (fewer rows than threads)', x: [1, 1, 40, 64], k: [1, 3], co: 256, pad: 'same' },
+    {
+      name: '5x5 SAME RGB input 24x20 3->64 (channel tail)',
+      x: [4, 24, 20, 3],
+      k: [5, 5],
+      co: 64,
+      pad: 'same',
+    },
+    { name: '3x3 SAME 6 channels 16x16 6->32', x: [4, 16, 16, 6], k: [3, 3], co: 32, pad: 'same' },
   ];
   cases.forEach(({ name, x, k, co, pad }, i) => {
     it(name, async () => {
@@ -495,6 +503,27 @@ describe('reduction, Tile and segment kernels match the cpu backend', () => {
     }
   }
 
+  // Over 2^16 elements: the conv pool's SIMD reduction on every thread (a BatchNorm's [N,H,W,C]).
+  for (const [shape, axis] of [
+    [
+      [8, 32, 32, 64],
+      [0, 1, 2],
+    ],
+    [
+      [4, 60, 50, 7],
+      [0, 1],
+    ],
+  ] as [number[], number[]][]) {
+    for (const kernel of ['Sum', 'Mean']) {
+      it(`${kernel} ${shape} over ${axis} (pool path)`, async () => {
+        const r = await compareKernel(kernel, { x: { shape, data: rand(size(shape), 810) } }, { axis });
+        expect(r.wasm.shape).toEqual(r.cpu.shape);
+        expect(maxAbs(r.cpu.data)).toBeGreaterThan(0.01);
+        expect(r.err).toBeLessThanOrEqual(TOL);
+      });
+    }
+  }
+
   it('Sum of int32 over leading axes (stock path) stays exact', async () => {
     const data = Int32Array.from(rand(60, 9), (v) => Math.round(v * 100));
     const r = await compareKernel('Sum', { x: { shape: [4, 5, 3], data, dtype: 'int32' } }, { axis: [0, 1] });
@@ -568,6 +597,11 @@ describe('gradients through ops that use the new kernels', () => {
     const c = await gradOn('cpu', pool, [2, 9, 8, 5], 1000);
     expect(maxAbs(c)).toBeGreaterThan(0.1);
     expect(relErr(w, c)).toBeLessThanOrEqual(TOL);
+    // Over 2^16 elements (the conv pool's SIMD path), with a channel count that leaves a tail past 4.
+    const wBig = await gradOn('wasm', pool, [3, 40, 38, 22], 1001);
+    const cBig = await gradOn('cpu', pool, [3, 40, 38, 22], 1001);
+    expect(maxAbs(cBig)).toBeGreaterThan(0.1);
+    expect(relErr(wBig, cBig)).toBeLessThanOrEqual(TOL);
   });
 
   it('gather gradient (UnsortedSegmentSum) through tf.grad', async () => {

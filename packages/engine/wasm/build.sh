@@ -13,6 +13,7 @@ clang --target=wasm32 -O3 -msimd128 -mbulk-memory -fno-vectorize -fno-slp-vector
 clang --target=wasm32 -O3 -msimd128 -matomics -mbulk-memory -mmutable-globals -fno-vectorize -fno-slp-vectorize \
   -nostdlib -Wl,--no-entry -Wl,--import-memory -Wl,--shared-memory -Wl,--max-memory=4294967296 \
   -Wl,--stack-first -Wl,-z,stack-size=65536 -Wl,--export=wino_filter -Wl,--export=wino_conv \
-  -Wl,--export=filter_grad -Wl,--export=__heap_base -Wl,--export=__stack_pointer \
-  -o conv_pool.wasm winograd.c filter_grad.c
+  -Wl,--export=filter_grad -Wl,--export=reduce_rows -Wl,--export=max_pool_grad \
+  -Wl,--export=__heap_base -Wl,--export=__stack_pointer \
+  -o conv_pool.wasm winograd.c filter_grad.c training.c
 ls -l kernels.wasm conv_pool.wasm

@@ -25,7 +25,8 @@ static void block_update(const float *x, const float *dy, float *dw, int n_h_w_c
       int hi = W + pl - kw < OW ? W + pl - kw : OW;
       if (hi <= lo) continue;
       float *d = dw + (kh * KW + kw) * C * OC;
-      for (int i0 = 0; i0 < C; i0 += 4)
+      const int c4 = C - C % 4;
+      for (int i0 = 0; i0 < c4; i0 += 4)
         for (int j0 = 0; j0 < OC; j0 += 8) {
           const int wide = OC - j0 >= 8;
           float *d0 = d + i0 * OC + j0;
@@ -57,11 +58,25 @@ static void block_update(const float *x, const float *dy, float *dw, int n_h_w_c
           ST(d0, c00), ST(d0 + OC, c10), ST(d0 + 2 * OC, c20), ST(d0 + 3 * OC, c30);
           if (wide) ST(d0 + 4, c01), ST(d0 + OC + 4, c11), ST(d0 + 2 * OC + 4, c21), ST(d0 + 3 * OC + 4, c31);
         }
+      // Input channels past the last multiple of 4 (an RGB first layer): one row of dw at a time.
+      for (int i = c4; i < C; i++)
+        for (int j0 = 0; j0 < OC; j0 += 4) {
+          float *d0 = d + i * OC + j0;
+          v4 acc = LD(d0);
+          for (int r = r0; r < r1; r++) {
+            int n = r / OH, oh = r % OH, ih = oh + kh - pt;
+            if (ih < 0 || ih >= H) continue;
+            const float *a = x + ((n * H + ih) * W + (lo + kw - pl)) * C + i;
+            const float *b = dy + ((long)r * OW + lo) * OC + j0;
+            for (int p = lo; p < hi; p++, a += C, b += OC) acc = MADD(acc, SPLAT(a), LD(b));
+          }
+          ST(d0, acc);
+        }
     }
 }
 
 // This thread's share: output rows [r_begin, r_end) of the N*OH rows, into its partial dw (zeroed here).
-// C and OC multiples of 4. Rows go in blocks whose x and dy rows (~200 KB) stay in cache across taps.
+// OC a multiple of 4. Rows go in blocks whose x and dy rows (~200 KB) stay in cache across taps.
 void filter_grad(const float *x, const float *dy, float *dw, int N, int H, int W, int C, int OH, int OW, int OC,
                  int KH, int KW, int pt, int pl, int r_begin, int r_end) {
   int dims[4] = {N, H, W, C};

@@ -49,7 +49,7 @@ export const conv2DBackpropFilter: KernelFunc = ({ inputs, attrs, backend }) => 
 };
 
 /**
- * Stride-1 NHWC with channel counts a multiple of 4 (every conv of smallcnn, NIN and VGG but the first):
+ * Stride-1 NHWC with output channels a multiple of 4 (every conv of smallcnn, NIN and VGG):
  * the conv pool's filter_grad (wasm/filter_grad.c), which reads x and dy in place on every thread.
  */
 function stride1FilterGrad(
@@ -62,7 +62,7 @@ function stride1FilterGrad(
   if (xInfo.dtype !== 'float32' || dyInfo.dtype !== 'float32') return null;
   const [kh, kw, c, oc] = a.filterShape;
   const [sh, sw] = pair(a.strides);
-  if (sh !== 1 || sw !== 1 || c % 4 !== 0 || oc % 4 !== 0) return null;
+  if (sh !== 1 || sw !== 1 || oc % 4 !== 0) return null;
   const { geometry, macs } = stride1Geometry(xInfo.shape, a.filterShape, a.pad, a.dimRoundingMode);
   if (macs < MIN_MACS) return null;
   const wasm = asWasmBackend(backend);

@@ -21,6 +21,8 @@ interface PoolExports {
   wino_filter(g: number, u: number, n: number): void;
   wino_conv(...args: number[]): void;
   filter_grad(...args: number[]): void;
+  reduce_rows(...args: number[]): void;
+  max_pool_grad(...args: number[]): void;
 }
 /** The few WebAssembly JS API calls used here (the project's TS lib has no WebAssembly typings). */
 interface WasmApi {
@@ -38,7 +40,7 @@ const STACK = 65536;
  * bytes per thread, [12] work units, [13] threads; [16..] arguments. Thread i runs units
  * [units·i/threads, units·(i+1)/threads), passed as the kernel's last two arguments.
  */
-const KERNELS = ['wino_conv', 'filter_grad'] as const;
+const KERNELS = ['wino_conv', 'filter_grad', 'reduce_rows', 'max_pool_grad'] as const;
 
 /** A stride-1, dilation-1 NHWC convolution's sizes: x [n,h,w,c], output [n,oh,ow,oc]. */
 export interface Stride1Geometry {
@@ -100,6 +102,23 @@ export interface FilterGradStride1 extends Stride1Geometry {
   kw: number;
 }
 
+export interface MaxPoolGradGeometry {
+  n: number;
+  h: number;
+  w: number;
+  c: number;
+  oh: number;
+  ow: number;
+  fh: number;
+  fw: number;
+  sh: number;
+  sw: number;
+  dh: number;
+  dw: number;
+  top: number;
+  left: number;
+}
+
 export class ConvPool {
   private memory: SharedMemory;
   private main: PoolExports;
@@ -157,7 +176,7 @@ export class ConvPool {
     out.set(new Float32Array(heap, yOff, out.length));
   }
 
-  /** dw [kh, kw, C, OC] of a stride-1, dilation-1 NHWC conv; C and OC multiples of 4. */
+  /** dw [kh, kw, C, OC] of a stride-1, dilation-1 NHWC conv; OC a multiple of 4. */
   filterGrad(a: FilterGradStride1, out: Float32Array): void {
     const size = a.kh * a.kw * a.c * a.oc;
     const [xOff, dyOff, dwOff] = this.reserve([a.x.length, a.dy.length, size * this.threads]);
@@ -175,6 +194,35 @@ export class ConvPool {
       const part = new Float32Array(heap, dwOff + t * size * 4, size);
       for (let i = 0; i < size; i++) out[i] += part[i];
     }
+  }
+
+  /** out[c] = sum (or mean) over r of x[r, c]: the leading axes of an NHWC tensor reduced. */
+  reduceRows(x: Float32Array, rows: number, cols: number, out: Float32Array, mean: boolean): void {
+    const [xOff, accOff] = this.reserve([x.length, 2 * cols * this.threads]);
+    const heap = this.memory.buffer;
+    new Float32Array(heap, xOff, x.length).set(x);
+    // reduce_rows(x, acc, cols, begin, end), a float64 partial per thread.
+    this.run(2, [xOff, accOff, cols], 1, cols * 8, rows);
+    const total = new Float64Array(cols);
+    for (let t = 0; t < this.threads; t++) {
+      if (Math.floor((rows * (t + 1)) / this.threads) === Math.floor((rows * t) / this.threads)) continue;
+      const part = new Float64Array(heap, accOff + t * cols * 8, cols);
+      for (let c = 0; c < cols; c++) total[c] += part[c];
+    }
+    for (let c = 0; c < cols; c++) out[c] = mean ? total[c] / rows : total[c];
+  }
+
+  /** dx of a max pool (window geometry as computePool2DInfo gives it), images split across threads. */
+  maxPoolGrad(a: MaxPoolGradGeometry & { x: Float32Array; dy: Float32Array }, out: Float32Array): void {
+    const [xOff, dyOff, dxOff] = this.reserve([a.x.length, a.dy.length, out.length]);
+    const heap = this.memory.buffer;
+    new Float32Array(heap, xOff, a.x.length).set(a.x);
+    new Float32Array(heap, dyOff, a.dy.length).set(a.dy);
+    // max_pool_grad(x, dy, dx, H, W, C, OH, OW, FH, FW, SH, SW, DH, DW, top, left, begin, end): images.
+    const args = [xOff, dyOff, dxOff, a.h, a.w, a.c, a.oh, a.ow, a.fh, a.fw, a.sh, a.sw, a.dh, a.dw];
+    args.push(a.top, a.left);
+    this.run(3, args, -1, 0, a.n);
+    out.set(new Float32Array(heap, dxOff, out.length));
   }
 
   /** Offsets of consecutive 64-byte aligned buffers of these float counts; grows the memory to fit. */

@@ -1,10 +1,15 @@
 import { backend_util, type KernelFunc, type MaxPoolGradAttrs } from '@tensorflow/tfjs-core';
+import { convPool } from './conv_pool.js';
 import { asWasmBackend } from './util.js';
+
+/** From this many input elements the conv pool's SIMD threads (wasm/training.c) do it; below, JS. */
+const POOL_MIN = 1 << 16;
 
 /**
  * MaxPool gradient: route each dy to the first maximum of its window (row-major scan, strict '>'),
  * the same tie rule as the cpu backend; ties are common after ReLU (all-zero windows). One JS pass
- * over the windows with per-channel running maxima, instead of the stock kernel's per-input-pixel search.
+ * over the windows with per-channel running maxima, instead of the stock kernel's per-input-pixel search;
+ * large inputs go to the same scan in SIMD on the conv pool's threads, one image per thread at a time.
  */
 export function makeMaxPoolGrad(stock: KernelFunc): KernelFunc {
   return (args) => {
@@ -31,6 +36,11 @@ export function makeMaxPoolGrad(stock: KernelFunc): KernelFunc {
     const xs = wasm.typedArrayFromHeap(input) as Float32Array;
     const ds = wasm.typedArrayFromHeap(dy) as Float32Array;
     const dx = wasm.typedArrayFromHeap(out) as Float32Array;
+    if (xs.length >= POOL_MIN) {
+      const geometry = { n, h, w, c, oh, ow, fh, fw, sh, sw, dh, dw, top, left };
+      convPool().maxPoolGrad({ ...geometry, x: xs, dy: ds }, dx);
+      return out;
+    }
     dx.fill(0);
     const best = new Float32Array(c);
     const where = new Int32Array(c);

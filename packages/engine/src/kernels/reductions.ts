@@ -1,10 +1,15 @@
 import { backend_util, type KernelFunc, type MeanAttrs, type SumAttrs, util } from '@tensorflow/tfjs-core';
+import { convPool } from './conv_pool.js';
 import { asWasmBackend } from './util.js';
+
+/** From this many elements the conv pool's SIMD threads (wasm/training.c) do it; below, one JS pass. */
+const POOL_MIN = 1 << 16;
 
 /**
  * Sum / Mean over leading axes (BatchNorm statistics and gradients reduce [N,H,W,C] over N,H,W).
  * Stock wasm transposes the reduced axes innermost first (a full strided copy); here one linear pass
- * adds rows into a float64 accumulator per output element. Everything else goes to the stock kernel.
+ * adds rows into a float64 accumulator per output element (on the conv pool's threads for large inputs).
+ * Everything else goes to the stock kernel.
  */
 function makeLeadingReduce(stock: KernelFunc, mean: boolean): KernelFunc {
   return (args) => {
@@ -24,11 +29,15 @@ function makeLeadingReduce(stock: KernelFunc, mean: boolean): KernelFunc {
       : x.shape.slice(axes.length);
     const out = wasm.makeOutput(outShape, 'float32');
     const xs = wasm.typedArrayFromHeap(x) as Float32Array;
+    const os = wasm.typedArrayFromHeap(out) as Float32Array;
+    if (xs.length >= POOL_MIN) {
+      convPool().reduceRows(xs, rows, cols, os, mean);
+      return out;
+    }
     const acc = new Float64Array(cols);
     for (let r = 0, off = 0; r < rows; r++, off += cols) {
       for (let c = 0; c < cols; c++) acc[c] += xs[off + c];
     }
-    const os = wasm.typedArrayFromHeap(out) as Float32Array;
     if (mean) {
       for (let c = 0; c < cols; c++) os[c] = acc[c] / rows;
     } else {

@@ -1,0 +1,76 @@
+// Memory-bound kernels of a conv-net training step, for the conv pool (linked into conv_pool.wasm;
+// build.sh): column sums over leading axes (BatchNorm statistics and gradients, bias gradients) and the
+// max-pool gradient. Both were JS loops before, and together the largest non-conv cost of a step.
+#include <wasm_simd128.h>
+
+typedef v128_t v4;
+
+// acc[c] = sum of x[r, c] over rows [r_begin, r_end) (this thread's partial), in float64 so that long
+// columns (N*H*W = 131072 rows for a 64x64 BatchNorm at batch 32) lose nothing to rounding.
+void reduce_rows(const float *x, double *acc, int cols, int r_begin, int r_end) {
+  const int c4 = cols - cols % 4;
+  for (int c = 0; c < cols; c++) acc[c] = 0.0;
+  for (int r = r_begin; r < r_end; r++) {
+    const float *row = x + (long)r * cols;
+    for (int c = 0; c < c4; c += 4) {
+      v4 v = wasm_v128_load(row + c);
+      v4 lo = wasm_f64x2_promote_low_f32x4(v);
+      v4 hi = wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(v, v, 2, 3, 0, 1));
+      wasm_v128_store(acc + c, wasm_f64x2_add(wasm_v128_load(acc + c), lo));
+      wasm_v128_store(acc + c + 2, wasm_f64x2_add(wasm_v128_load(acc + c + 2), hi));
+    }
+    for (int c = c4; c < cols; c++) acc[c] += row[c];
+  }
+}
+
+// dx for images [n_begin, n_end): each dy goes to the first maximum of its window in row-major order
+// (strict '>', the cpu backend's tie rule: ReLU makes all-zero windows common). Four channels at a time.
+void max_pool_grad(const float *x, const float *dy, float *dx, int H, int W, int C, int OH, int OW, int FH,
+                   int FW, int SH, int SW, int DH, int DW, int top, int left, int n_begin, int n_end) {
+  const int c4 = C - C % 4;
+  for (long i = (long)n_begin * H * W * C; i < (long)n_end * H * W * C; i++) dx[i] = 0.f;
+  const v4 lanes = wasm_i32x4_make(0, 1, 2, 3);
+  for (int b = n_begin; b < n_end; b++)
+    for (int r = 0; r < OH; r++)
+      for (int q = 0; q < OW; q++) {
+        const float *g = dy + (((long)b * OH + r) * OW + q) * C;
+        for (int c = 0; c < c4; c += 4) {
+          v4 best = wasm_f32x4_splat(-__builtin_inff());
+          v4 where = wasm_i32x4_splat(-1);
+          for (int i = 0; i < FH; i++) {
+            int ih = r * SH - top + i * DH;
+            if (ih < 0 || ih >= H) continue;
+            for (int j = 0; j < FW; j++) {
+              int iw = q * SW - left + j * DW;
+              if (iw < 0 || iw >= W) continue;
+              int off = ((b * H + ih) * W + iw) * C + c;
+              v4 v = wasm_v128_load(x + off);
+              v4 m = wasm_f32x4_gt(v, best);
+              best = wasm_v128_bitselect(v, best, m);
+              where = wasm_v128_bitselect(wasm_i32x4_add(wasm_i32x4_splat(off), lanes), where, m);
+            }
+          }
+          int w0 = wasm_i32x4_extract_lane(where, 0), w1 = wasm_i32x4_extract_lane(where, 1);
+          int w2 = wasm_i32x4_extract_lane(where, 2), w3 = wasm_i32x4_extract_lane(where, 3);
+          if (w0 >= 0) dx[w0] += g[c];
+          if (w1 >= 0) dx[w1] += g[c + 1];
+          if (w2 >= 0) dx[w2] += g[c + 2];
+          if (w3 >= 0) dx[w3] += g[c + 3];
+        }
+        for (int c = c4; c < C; c++) {
+          float best = -__builtin_inff();
+          int where = -1;
+          for (int i = 0; i < FH; i++) {
+            int ih = r * SH - top + i * DH;
+            if (ih < 0 || ih >= H) continue;
+            for (int j = 0; j < FW; j++) {
+              int iw = q * SW - left + j * DW;
+              if (iw < 0 || iw >= W) continue;
+              int off = ((b * H + ih) * W + iw) * C + c;
+              if (x[off] > best) best = x[off], where = off;
+            }
+          }
+          if (where >= 0) dx[where] += g[c];
+        }
+      }
+}
