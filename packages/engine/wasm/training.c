@@ -30,25 +30,27 @@ void max_pool_grad(const float *x, const float *dy, float *dx, int H, int W, int
   const int c4 = C - C % 4;
   for (long i = (long)n_begin * H * W * C; i < (long)n_end * H * W * C; i++) dx[i] = 0.f;
   const v4 lanes = wasm_i32x4_make(0, 1, 2, 3);
+  int offs[256];  // the window's in-image pixels, row-major (windows are at most 16x16 here)
   for (int b = n_begin; b < n_end; b++)
     for (int r = 0; r < OH; r++)
       for (int q = 0; q < OW; q++) {
+        int k = 0;
+        for (int i = 0; i < FH; i++) {
+          int ih = r * SH - top + i * DH;
+          for (int j = 0; j < FW && ih >= 0 && ih < H; j++) {
+            int iw = q * SW - left + j * DW;
+            if (iw >= 0 && iw < W && k < 256) offs[k++] = ((b * H + ih) * W + iw) * C;
+          }
+        }
         const float *g = dy + (((long)b * OH + r) * OW + q) * C;
         for (int c = 0; c < c4; c += 4) {
           v4 best = wasm_f32x4_splat(-__builtin_inff());
           v4 where = wasm_i32x4_splat(-1);
-          for (int i = 0; i < FH; i++) {
-            int ih = r * SH - top + i * DH;
-            if (ih < 0 || ih >= H) continue;
-            for (int j = 0; j < FW; j++) {
-              int iw = q * SW - left + j * DW;
-              if (iw < 0 || iw >= W) continue;
-              int off = ((b * H + ih) * W + iw) * C + c;
-              v4 v = wasm_v128_load(x + off);
-              v4 m = wasm_f32x4_gt(v, best);
-              best = wasm_v128_bitselect(v, best, m);
-              where = wasm_v128_bitselect(wasm_i32x4_add(wasm_i32x4_splat(off), lanes), where, m);
-            }
+          for (int t = 0; t < k; t++) {
+            v4 v = wasm_v128_load(x + offs[t] + c);
+            v4 m = wasm_f32x4_gt(v, best);
+            best = wasm_v128_bitselect(v, best, m);
+            where = wasm_v128_bitselect(wasm_i32x4_add(wasm_i32x4_splat(offs[t] + c), lanes), where, m);
           }
           int w0 = wasm_i32x4_extract_lane(where, 0), w1 = wasm_i32x4_extract_lane(where, 1);
           int w2 = wasm_i32x4_extract_lane(where, 2), w3 = wasm_i32x4_extract_lane(where, 3);
@@ -60,16 +62,8 @@ void max_pool_grad(const float *x, const float *dy, float *dx, int H, int W, int
         for (int c = c4; c < C; c++) {
           float best = -__builtin_inff();
           int where = -1;
-          for (int i = 0; i < FH; i++) {
-            int ih = r * SH - top + i * DH;
-            if (ih < 0 || ih >= H) continue;
-            for (int j = 0; j < FW; j++) {
-              int iw = q * SW - left + j * DW;
-              if (iw < 0 || iw >= W) continue;
-              int off = ((b * H + ih) * W + iw) * C + c;
-              if (x[off] > best) best = x[off], where = off;
-            }
-          }
+          for (int t = 0; t < k; t++)
+            if (x[offs[t] + c] > best) best = x[offs[t] + c], where = offs[t] + c;
           if (where >= 0) dx[where] += g[c];
         }
       }

@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { backend_util } from '@tensorflow/tfjs-core';
 import type { PadAttr } from './util.js';
+import type { DepthwiseGeometry as WindowGeometry } from './wasm_kernels.js';
 
 /**
  * Runs the kernels of wasm/conv_pool.wasm (Winograd convolution, conv filter gradient) on several
@@ -102,23 +103,6 @@ export interface FilterGradStride1 extends Stride1Geometry {
   kw: number;
 }
 
-export interface MaxPoolGradGeometry {
-  n: number;
-  h: number;
-  w: number;
-  c: number;
-  oh: number;
-  ow: number;
-  fh: number;
-  fw: number;
-  sh: number;
-  sw: number;
-  dh: number;
-  dw: number;
-  top: number;
-  left: number;
-}
-
 export class ConvPool {
   private memory: SharedMemory;
   private main: PoolExports;
@@ -213,13 +197,13 @@ export class ConvPool {
   }
 
   /** dx of a max pool (window geometry as computePool2DInfo gives it), images split across threads. */
-  maxPoolGrad(a: MaxPoolGradGeometry & { x: Float32Array; dy: Float32Array }, out: Float32Array): void {
+  maxPoolGrad(a: WindowGeometry & { x: Float32Array; dy: Float32Array }, out: Float32Array): void {
     const [xOff, dyOff, dxOff] = this.reserve([a.x.length, a.dy.length, out.length]);
     const heap = this.memory.buffer;
     new Float32Array(heap, xOff, a.x.length).set(a.x);
     new Float32Array(heap, dyOff, a.dy.length).set(a.dy);
     // max_pool_grad(x, dy, dx, H, W, C, OH, OW, FH, FW, SH, SW, DH, DW, top, left, begin, end): images.
-    const args = [xOff, dyOff, dxOff, a.h, a.w, a.c, a.oh, a.ow, a.fh, a.fw, a.sh, a.sw, a.dh, a.dw];
+    const args = [xOff, dyOff, dxOff, a.h, a.w, a.c, a.oh, a.ow, a.kh, a.kw, a.sh, a.sw, a.dh, a.dw];
     args.push(a.top, a.left);
     this.run(3, args, -1, 0, a.n);
     out.set(new Float32Array(heap, dxOff, out.length));

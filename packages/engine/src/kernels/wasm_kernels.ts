@@ -70,6 +70,7 @@ export function gemm(
   out.set(new Float32Array(heap, cOff, m * n));
 }
 
+/** A sliding-window op over NHWC x [n,h,w,c] → [n,oh,ow,c]: window kh×kw, strides, dilations, top/left pad. */
 export interface DepthwiseGeometry {
   n: number;
   h: number;
