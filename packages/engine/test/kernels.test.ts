@@ -651,6 +651,8 @@ describe('kernel memory hygiene on wasm', () => {
           ]);
         }),
       Tile: () => tf.tile(x, [1, 2, 1, 3]),
+      // Shares x's data: disposing the output must leave x readable, and free nothing else.
+      Identity: () => tf.engine().runKernel('Identity', { x }) as tf.Tensor,
       Sum: () => tf.sum(x, [0, 1, 2]),
       Mean: () => tf.mean(x, [0, 1]),
       MaxPoolGrad: () => tf.grad((v: tf.Tensor) => tf.maxPool(v as tf.Tensor4D, 2, 2, 'same'))(x),

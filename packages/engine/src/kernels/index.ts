@@ -12,6 +12,7 @@ import {
   depthwiseConv2dNativeBackpropFilterConfig,
   depthwiseConv2dNativeBackpropInputConfig,
 } from './depthwise_backprop.js';
+import { makeIdentity } from './identity.js';
 import { makeMaxPoolGrad } from './max_pool_grad.js';
 import { makeMean, makeSum } from './reductions.js';
 import { makeTile } from './tile.js';
@@ -37,6 +38,7 @@ const REPLACEMENTS: Record<string, (stock: KernelFunc) => KernelFunc> = {
   Sum: makeSum,
   Mean: makeMean,
   MaxPoolGrad: makeMaxPoolGrad,
+  Identity: makeIdentity,
   Conv2D: makeWinogradConv,
   FusedConv2D: makeWinogradConv,
 };
