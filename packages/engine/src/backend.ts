@@ -5,6 +5,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { setConvPoolThreads } from './kernels/conv_pool.js';
 import { registerTrainingKernels } from './kernels/index.js';
+import { useFusedBatchNormTraining } from './layers/batch_norm_training.js';
 import { unrefPoolWorkers, withNodeThreads } from './wasm_threads.js';
 
 export type BackendPreference = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
@@ -217,6 +218,7 @@ async function initWasm(requested: BackendPreference): Promise<BackendInfo> {
   // Registered after the backend is up, so the stock kernels we replace have already run their setup.
   registerTrainingKernels();
   setConvPoolThreads(wasm.getThreadsCount());
+  useFusedBatchNormTraining();
   return { name: 'wasm', requested, tfjsNode: false, gpu: false, threads: wasm.getThreadsCount() };
 }
 

@@ -14,3 +14,4 @@ export {
   useKernelReplacements,
 } from './kernels/index.js';
 export { winogradStats } from './kernels/winograd.js';
+export { batchNormTrainingStats, useFusedBatchNormTraining } from './layers/batch_norm_training.js';

@@ -14,6 +14,7 @@ clang --target=wasm32 -O3 -msimd128 -matomics -mbulk-memory -mmutable-globals -f
   -nostdlib -Wl,--no-entry -Wl,--import-memory -Wl,--shared-memory -Wl,--max-memory=4294967296 \
   -Wl,--stack-first -Wl,-z,stack-size=65536 -Wl,--export=wino_filter -Wl,--export=wino_conv \
   -Wl,--export=filter_grad -Wl,--export=reduce_rows -Wl,--export=max_pool_grad \
+  -Wl,--export=bn_stats -Wl,--export=bn_apply -Wl,--export=bn_grad_stats -Wl,--export=bn_grad_apply \
   -Wl,--export=__heap_base -Wl,--export=__stack_pointer \
   -o conv_pool.wasm winograd.c filter_grad.c training.c
 ls -l kernels.wasm conv_pool.wasm

@@ -68,3 +68,78 @@ void max_pool_grad(const float *x, const float *dy, float *dx, int H, int W, int
         }
       }
 }
+
+// BatchNorm in training mode over the last axis of x [rows, cols] (src/layers/batch_norm_training.ts).
+// Per-thread float64 partials acc[0..cols) and acc[cols..2cols) over rows [r_begin, r_end).
+
+// acc = (sum x, sum x^2) per column.
+// Both halves of a float32 vector as two float64 vectors.
+#define PROMOTE(v, lo, hi) \
+  v4 lo = wasm_f64x2_promote_low_f32x4(v), hi = wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(v, v, 2, 3, 0, 1))
+#define ACC(p, x) wasm_v128_store((p), wasm_f64x2_add(wasm_v128_load(p), (x)))
+
+// acc = (sum g, sum g * (x - mean)) per column; mean NULL reads as zero.
+static void column_pair_sums(const float *x, const float *g, const float *mean, double *acc, int cols,
+                             int r_begin, int r_end) {
+  const int c4 = cols - cols % 4;
+  for (int c = 0; c < 2 * cols; c++) acc[c] = 0.0;
+  double *gd = acc + cols;
+  for (int r = r_begin; r < r_end; r++) {
+    const float *xr = x + (long)r * cols, *gr = g + (long)r * cols;
+    for (int c = 0; c < c4; c += 4) {
+      v4 gv = wasm_v128_load(gr + c), d = wasm_v128_load(xr + c);
+      if (mean) d = wasm_f32x4_sub(d, wasm_v128_load(mean + c));
+      PROMOTE(gv, glo, ghi);
+      PROMOTE(d, dlo, dhi);
+      ACC(acc + c, glo), ACC(acc + c + 2, ghi);
+      ACC(gd + c, wasm_f64x2_mul(glo, dlo)), ACC(gd + c + 2, wasm_f64x2_mul(ghi, dhi));
+    }
+    for (int c = c4; c < cols; c++) {
+      double gc = gr[c];
+      acc[c] += gc;
+      gd[c] += gc * (double)(mean ? xr[c] - mean[c] : xr[c]);
+    }
+  }
+}
+
+// acc = (sum x, sum x^2) per column.
+void bn_stats(const float *x, double *acc, int cols, int r_begin, int r_end) {
+  column_pair_sums(x, x, 0, acc, cols, r_begin, r_end);
+}
+
+// y = x * scale + shift, per column.
+void bn_apply(const float *x, const float *scale, const float *shift, float *y, int cols, int r_begin,
+              int r_end) {
+  const int c4 = cols - cols % 4;
+  for (int r = r_begin; r < r_end; r++) {
+    const float *row = x + (long)r * cols;
+    float *out = y + (long)r * cols;
+    for (int c = 0; c < c4; c += 4)
+      wasm_v128_store(out + c, wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(row + c), wasm_v128_load(scale + c)),
+                                              wasm_v128_load(shift + c)));
+    for (int c = c4; c < cols; c++) out[c] = row[c] * scale[c] + shift[c];
+  }
+}
+
+// acc = (sum dy, sum dy * (x - mean)) per column.
+void bn_grad_stats(const float *x, const float *dy, const float *mean, double *acc, int cols, int r_begin,
+                   int r_end) {
+  column_pair_sums(x, dy, mean, acc, cols, r_begin, r_end);
+}
+
+// dx = k1 * dy + k2 * (x - mean) + k3, per column.
+void bn_grad_apply(const float *x, const float *dy, const float *mean, const float *k1, const float *k2,
+                   const float *k3, float *dx, int cols, int r_begin, int r_end) {
+  const int c4 = cols - cols % 4;
+  for (int r = r_begin; r < r_end; r++) {
+    const float *xr = x + (long)r * cols, *gr = dy + (long)r * cols;
+    float *out = dx + (long)r * cols;
+    for (int c = 0; c < c4; c += 4) {
+      v4 d = wasm_f32x4_sub(wasm_v128_load(xr + c), wasm_v128_load(mean + c));
+      v4 v = wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(k1 + c), wasm_v128_load(gr + c)),
+                            wasm_f32x4_mul(wasm_v128_load(k2 + c), d));
+      wasm_v128_store(out + c, wasm_f32x4_add(v, wasm_v128_load(k3 + c)));
+    }
+    for (int c = c4; c < cols; c++) out[c] = k1[c] * gr[c] + k2[c] * (xr[c] - mean[c]) + k3[c];
+  }
+}

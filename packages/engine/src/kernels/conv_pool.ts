@@ -24,6 +24,10 @@ interface PoolExports {
   filter_grad(...args: number[]): void;
   reduce_rows(...args: number[]): void;
   max_pool_grad(...args: number[]): void;
+  bn_stats(...args: number[]): void;
+  bn_apply(...args: number[]): void;
+  bn_grad_stats(...args: number[]): void;
+  bn_grad_apply(...args: number[]): void;
 }
 /** The few WebAssembly JS API calls used here (the project's TS lib has no WebAssembly typings). */
 interface WasmApi {
@@ -41,7 +45,16 @@ const STACK = 65536;
  * bytes per thread, [12] work units, [13] threads; [16..] arguments. Thread i runs units
  * [units·i/threads, units·(i+1)/threads), passed as the kernel's last two arguments.
  */
-const KERNELS = ['wino_conv', 'filter_grad', 'reduce_rows', 'max_pool_grad'] as const;
+const KERNELS = [
+  'wino_conv',
+  'filter_grad',
+  'reduce_rows',
+  'max_pool_grad',
+  'bn_stats',
+  'bn_apply',
+  'bn_grad_stats',
+  'bn_grad_apply',
+] as const;
 
 /** A stride-1, dilation-1 NHWC convolution's sizes: x [n,h,w,c], output [n,oh,ow,oc]. */
 export interface Stride1Geometry {
@@ -182,7 +195,7 @@ export class ConvPool {
 
   /** out[c] = sum (or mean) over r of x[r, c]: the leading axes of an NHWC tensor reduced. */
   reduceRows(x: Float32Array, rows: number, cols: number, out: Float32Array, mean: boolean): void {
-    const [xOff, accOff] = this.reserve([x.length, 2 * cols * this.threads]);
+    const [xOff, accOff] = this.reserve([x.length, 2 * cols * this.threads]); // a float64 per column per thread
     const heap = this.memory.buffer;
     new Float32Array(heap, xOff, x.length).set(x);
     // reduce_rows(x, acc, cols, begin, end), a float64 partial per thread.
@@ -207,6 +220,111 @@ export class ConvPool {
     args.push(a.top, a.left);
     this.run(3, args, -1, 0, a.n);
     out.set(new Float32Array(heap, dxOff, out.length));
+  }
+
+  /**
+   * BatchNorm forward in training mode over the last axis of x [rows, cols]: y = (x - mean) / sqrt(var +
+   * eps) * gamma + beta with the batch's own mean and (biased) variance, which it returns.
+   */
+  batchNormForward(
+    x: Float32Array,
+    rows: number,
+    cols: number,
+    gamma: Float32Array,
+    beta: Float32Array,
+    epsilon: number,
+    y: Float32Array,
+  ): { mean: Float32Array; variance: Float32Array; invStd: Float32Array } {
+    const [xOff, yOff, accOff, scaleOff, shiftOff] = this.reserve([
+      x.length,
+      x.length,
+      4 * cols * this.threads, // two float64 sums per column per thread
+      cols,
+      cols,
+    ]);
+    const heap = this.memory.buffer;
+    new Float32Array(heap, xOff, x.length).set(x);
+    this.run(4, [xOff, accOff, cols], 1, cols * 16, rows); // bn_stats(x, acc, cols, begin, end)
+    const [sum, sumSq] = this.partials(accOff, cols, rows);
+    const mean = new Float32Array(cols);
+    const variance = new Float32Array(cols);
+    const invStd = new Float32Array(cols);
+    const scale = new Float32Array(heap, scaleOff, cols);
+    const shift = new Float32Array(heap, shiftOff, cols);
+    for (let c = 0; c < cols; c++) {
+      const m = sum[c] / rows;
+      const v = Math.max(sumSq[c] / rows - m * m, 0);
+      mean[c] = m;
+      variance[c] = v;
+      invStd[c] = 1 / Math.sqrt(v + epsilon);
+      scale[c] = gamma[c] * invStd[c];
+      shift[c] = beta[c] - m * scale[c];
+    }
+    this.run(5, [xOff, scaleOff, shiftOff, yOff, cols], -1, 0, rows); // bn_apply(x, scale, shift, y, cols, …)
+    y.set(new Float32Array(heap, yOff, y.length));
+    return { mean, variance, invStd };
+  }
+
+  /** Gradients of batchNormForward: dx into `dx`; returns dgamma and dbeta. */
+  batchNormBackward(
+    x: Float32Array,
+    dy: Float32Array,
+    rows: number,
+    cols: number,
+    mean: Float32Array,
+    invStd: Float32Array,
+    gamma: Float32Array,
+    dx: Float32Array,
+  ): { dGamma: Float32Array; dBeta: Float32Array } {
+    const [xOff, dyOff, dxOff, accOff, meanOff, k1Off, k2Off, k3Off] = this.reserve([
+      x.length,
+      x.length,
+      x.length,
+      4 * cols * this.threads, // two float64 sums per column per thread
+      cols,
+      cols,
+      cols,
+      cols,
+    ]);
+    const heap = this.memory.buffer;
+    new Float32Array(heap, xOff, x.length).set(x);
+    new Float32Array(heap, dyOff, dy.length).set(dy);
+    new Float32Array(heap, meanOff, cols).set(mean);
+    this.run(6, [xOff, dyOff, meanOff, accOff, cols], 3, cols * 16, rows); // bn_grad_stats
+    const [sumDy, sumDyXc] = this.partials(accOff, cols, rows);
+    const dGamma = new Float32Array(cols);
+    const dBeta = new Float32Array(cols);
+    const k1 = new Float32Array(heap, k1Off, cols);
+    const k2 = new Float32Array(heap, k2Off, cols);
+    const k3 = new Float32Array(heap, k3Off, cols);
+    for (let c = 0; c < cols; c++) {
+      const s = invStd[c];
+      dBeta[c] = sumDy[c];
+      dGamma[c] = sumDyXc[c] * s;
+      // dx = gamma·s·(dy − Σdy/N − (x − mean)·s²·Σdy(x − mean)/N)
+      k1[c] = gamma[c] * s;
+      k2[c] = (-gamma[c] * s * s * s * sumDyXc[c]) / rows;
+      k3[c] = (-gamma[c] * s * sumDy[c]) / rows;
+    }
+    this.run(7, [xOff, dyOff, meanOff, k1Off, k2Off, k3Off, dxOff, cols], -1, 0, rows); // bn_grad_apply
+    dx.set(new Float32Array(heap, dxOff, dx.length));
+    return { dGamma, dBeta };
+  }
+
+  /** The two float64 column sums (each `cols` long) that every thread with rows left at `accOff`, added up. */
+  private partials(accOff: number, cols: number, rows: number): [Float64Array, Float64Array] {
+    const a = new Float64Array(cols);
+    const b = new Float64Array(cols);
+    const heap = this.memory.buffer;
+    for (let t = 0; t < this.threads; t++) {
+      if (Math.floor((rows * (t + 1)) / this.threads) === Math.floor((rows * t) / this.threads)) continue;
+      const part = new Float64Array(heap, accOff + t * cols * 16, 2 * cols);
+      for (let c = 0; c < cols; c++) {
+        a[c] += part[c];
+        b[c] += part[cols + c];
+      }
+    }
+    return [a, b];
   }
 
   /** Offsets of consecutive 64-byte aligned buffers of these float counts; grows the memory to fit. */

@@ -7,7 +7,16 @@ const { module, memory, control, index, stackTop } = workerData;
 const { exports } = new WebAssembly.Instance(module, { env: { memory } });
 exports.__stack_pointer.value = stackTop;
 const ctl = new Int32Array(control);
-const FUNCTIONS = [exports.wino_conv, exports.filter_grad, exports.reduce_rows, exports.max_pool_grad];
+const FUNCTIONS = [
+  exports.wino_conv,
+  exports.filter_grad,
+  exports.reduce_rows,
+  exports.max_pool_grad,
+  exports.bn_stats,
+  exports.bn_apply,
+  exports.bn_grad_stats,
+  exports.bn_grad_apply,
+];
 // Control block layout: see conv_pool.ts. From generation 0: a job posted before this thread got here
 // is not missed (wait returns at once).
 let seen = 0;
