@@ -6,8 +6,8 @@ import type { PadAttr } from './util.js';
 import type { DepthwiseGeometry as WindowGeometry } from './wasm_kernels.js';
 
 /**
- * Runs the kernels of wasm/conv_pool.wasm (Winograd convolution, conv filter gradient) on several
- * threads: one shared WebAssembly memory, one instance on this thread and one per helper worker (each
+ * Runs the kernels of wasm/conv_pool.wasm (Winograd convolution, conv filter gradient, column sums,
+ * max-pool gradient, BatchNorm training) on several threads: one shared WebAssembly memory, one instance on this thread and one per helper worker (each
  * with its own stack), woken through a control block with Atomics. The calling thread does its share too
  * and blocks until the helpers are done, so a kernel call stays synchronous, as tfjs kernels must be.
  * Helpers are unref'd: they never keep a process alive.
@@ -367,7 +367,8 @@ export class ConvPool {
   }
 }
 
-const align = (n: number) => (n + 63) & ~63;
+// Arithmetic, not bit operations: offsets pass 2^31 once the shared memory grows past 2 GiB.
+const align = (n: number) => Math.ceil(n / 64) * 64;
 
 let threads = 1;
 let shared: ConvPool | null = null;
