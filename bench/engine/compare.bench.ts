@@ -13,7 +13,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { buildBackbone } from '@headbench/core';
-import { createDataParallelTrainer, fuseForInference, initBackend } from '@headbench/engine';
+import { convPool, createDataParallelTrainer, fuseForInference, initBackend } from '@headbench/engine';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 
@@ -194,6 +194,9 @@ console.log(
 );
 console.log(
   `headbench: tfjs ${tf.version_core} ${info.name}, ${threads} threads; inference ${unfused ? 'layer by layer (--unfused)' : 'fused graph (BN folded, ReLU fused)'}`,
+);
+console.log(
+  `engine kernels: ${convPool().fma ? 'relaxed-SIMD fused multiply-add' : 'plain SIMD (HEADBENCH_WASM_FMA=0 or no relaxed SIMD)'}`,
 );
 console.log(`pytorch: ${torchInfo.torch}, ${torchInfo.threads} threads`);
 

@@ -3,6 +3,7 @@ import { backend_util } from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   ADDED_KERNELS,
+  ConvPool,
   filterGradStats,
   initBackend,
   REPLACED_KERNELS,
@@ -208,6 +209,46 @@ describe('stride-1 filter gradient (conv pool) on wasm matches the cpu backend',
       expect(r.err).toBeLessThanOrEqual(TOL);
     });
   });
+});
+
+describe('both conv pool builds (relaxed-SIMD FMA and plain SIMD) match the cpu backend', () => {
+  const x = [2, 12, 10, 32];
+  const filterShape = [3, 3, 32, 48];
+  const xIn = { shape: x, data: rand(size(x), 950) };
+  const wIn = { shape: filterShape, data: rand(size(filterShape), 951) };
+  const dyIn = { shape: [2, 12, 10, 48], data: rand(2 * 12 * 10 * 48, 952) };
+  for (const fma of [true, false]) {
+    it(
+      fma ? 'conv_pool_fma.wasm (the default on Node 20)' : 'conv_pool.wasm (HEADBENCH_WASM_FMA=0)',
+      async () => {
+        const pool = new ConvPool(2, { fma });
+        try {
+          expect(pool.fma).toBe(fma);
+          const geometry = { n: 2, h: 12, w: 10, c: 32, oc: 48, oh: 12, ow: 10, padTop: 1, padLeft: 1 };
+          const y = new Float32Array(2 * 12 * 10 * 48);
+          pool.winograd({ ...geometry, x: xIn.data, filter: wIn.data, bias: null, activation: 0 }, y);
+          const conv = await runKernelOn(
+            'cpu',
+            'Conv2D',
+            { x: xIn, filter: wIn },
+            { strides: 1, pad: 'same', dataFormat: 'NHWC', dilations: 1 },
+          );
+          expect(relErr(y, conv.data)).toBeLessThanOrEqual(TOL);
+          const dw = new Float32Array(size(filterShape));
+          pool.filterGrad({ ...geometry, x: xIn.data, dy: dyIn.data, kh: 3, kw: 3 }, dw);
+          const grad = await runKernelOn(
+            'cpu',
+            'Conv2DBackpropFilter',
+            { x: xIn, dy: dyIn },
+            { strides: 1, pad: 'same', dataFormat: 'NHWC', filterShape },
+          );
+          expect(relErr(dw, grad.data)).toBeLessThanOrEqual(TOL);
+        } finally {
+          await pool.close();
+        }
+      },
+    );
+  }
 });
 
 describe('Winograd Conv2D / FusedConv2D on wasm match the cpu backend', () => {

@@ -6,13 +6,12 @@
 // Why: tfjs computes it as a convolution whose filter is dy, new at every step, so XNNPACK repacks it on
 // every call; it was the largest kernel of a training step here (bench/engine/compare.bench.ts).
 // Each thread sums its own range of output rows into its own partial dw; the caller adds the partials.
-#include <wasm_simd128.h>
+#include "simd.h"
 
 typedef v128_t v4;
 #define LD(p) wasm_v128_load(p)
 #define ST(p, x) wasm_v128_store((p), (x))
 #define SPLAT(p) wasm_v128_load32_splat(p)
-#define MADD(acc, a, b) wasm_f32x4_add((acc), wasm_f32x4_mul((a), (b)))
 
 // One row block: for every tap, d[C x OC] += sum over the block's output rows of x-row^T . dy-row.
 static void block_update(const float *x, const float *dy, float *dw, int n_h_w_c[4], int OH, int OW, int OC,
@@ -25,23 +24,26 @@ static void block_update(const float *x, const float *dy, float *dw, int n_h_w_c
       int hi = W + pl - kw < OW ? W + pl - kw : OW;
       if (hi <= lo) continue;
       float *d = dw + (kh * KW + kw) * C * OC;
-      const int c4 = C - C % 4;
-      for (int i0 = 0; i0 < c4; i0 += 4)
+      // Four rows of dw (input channels) by 8 columns at a time. Past the last multiple of 4 (an RGB first
+      // layer) the spare accumulators repeat the last row and are not stored.
+      for (int i0 = 0; i0 < C; i0 += 4) {
+        const int rl = C - i0 < 4 ? C - i0 : 4;
+        const int i1 = i0 + (rl > 1), i2 = i0 + (rl > 2 ? 2 : rl - 1), i3 = i0 + rl - 1;
         for (int j0 = 0; j0 < OC; j0 += 8) {
           const int wide = OC - j0 >= 8;
-          float *d0 = d + i0 * OC + j0;
-          v4 c00 = LD(d0), c10 = LD(d0 + OC), c20 = LD(d0 + 2 * OC), c30 = LD(d0 + 3 * OC);
+          float *d0 = d + i0 * OC + j0, *d1 = d + i1 * OC + j0, *d2 = d + i2 * OC + j0, *d3 = d + i3 * OC + j0;
+          v4 c00 = LD(d0), c10 = LD(d1), c20 = LD(d2), c30 = LD(d3);
           v4 c01 = c00, c11 = c00, c21 = c00, c31 = c00;
-          if (wide) c01 = LD(d0 + 4), c11 = LD(d0 + OC + 4), c21 = LD(d0 + 2 * OC + 4), c31 = LD(d0 + 3 * OC + 4);
+          if (wide) c01 = LD(d0 + 4), c11 = LD(d1 + 4), c21 = LD(d2 + 4), c31 = LD(d3 + 4);
           for (int r = r0; r < r1; r++) {
             int n = r / OH, oh = r % OH, ih = oh + kh - pt;
             if (ih < 0 || ih >= H) continue;
-            const float *a = x + ((n * H + ih) * W + (lo + kw - pl)) * C + i0;
+            const float *a = x + ((n * H + ih) * W + (lo + kw - pl)) * C;
             const float *b = dy + ((long)r * OW + lo) * OC + j0;
             if (wide) {
               for (int p = lo; p < hi; p++, a += C, b += OC) {
                 v4 b0 = LD(b), b1 = LD(b + 4);
-                v4 a0 = SPLAT(a), a1 = SPLAT(a + 1), a2 = SPLAT(a + 2), a3 = SPLAT(a + 3);
+                v4 a0 = SPLAT(a + i0), a1 = SPLAT(a + i1), a2 = SPLAT(a + i2), a3 = SPLAT(a + i3);
                 c00 = MADD(c00, a0, b0), c01 = MADD(c01, a0, b1);
                 c10 = MADD(c10, a1, b0), c11 = MADD(c11, a1, b1);
                 c20 = MADD(c20, a2, b0), c21 = MADD(c21, a2, b1);
@@ -50,28 +52,19 @@ static void block_update(const float *x, const float *dy, float *dw, int n_h_w_c
             } else {
               for (int p = lo; p < hi; p++, a += C, b += OC) {
                 v4 b0 = LD(b);
-                c00 = MADD(c00, SPLAT(a), b0), c10 = MADD(c10, SPLAT(a + 1), b0);
-                c20 = MADD(c20, SPLAT(a + 2), b0), c30 = MADD(c30, SPLAT(a + 3), b0);
+                c00 = MADD(c00, SPLAT(a + i0), b0), c10 = MADD(c10, SPLAT(a + i1), b0);
+                c20 = MADD(c20, SPLAT(a + i2), b0), c30 = MADD(c30, SPLAT(a + i3), b0);
               }
             }
           }
-          ST(d0, c00), ST(d0 + OC, c10), ST(d0 + 2 * OC, c20), ST(d0 + 3 * OC, c30);
-          if (wide) ST(d0 + 4, c01), ST(d0 + OC + 4, c11), ST(d0 + 2 * OC + 4, c21), ST(d0 + 3 * OC + 4, c31);
-        }
-      // Input channels past the last multiple of 4 (an RGB first layer): one row of dw at a time.
-      for (int i = c4; i < C; i++)
-        for (int j0 = 0; j0 < OC; j0 += 4) {
-          float *d0 = d + i * OC + j0;
-          v4 acc = LD(d0);
-          for (int r = r0; r < r1; r++) {
-            int n = r / OH, oh = r % OH, ih = oh + kh - pt;
-            if (ih < 0 || ih >= H) continue;
-            const float *a = x + ((n * H + ih) * W + (lo + kw - pl)) * C + i;
-            const float *b = dy + ((long)r * OW + lo) * OC + j0;
-            for (int p = lo; p < hi; p++, a += C, b += OC) acc = MADD(acc, SPLAT(a), LD(b));
+          float *rows[4] = {d0, d1, d2, d3};
+          v4 lo4[4] = {c00, c10, c20, c30}, hi4[4] = {c01, c11, c21, c31};
+          for (int k = 0; k < rl; k++) {
+            ST(rows[k], lo4[k]);
+            if (wide) ST(rows[k] + 4, hi4[k]);
           }
-          ST(d0, acc);
         }
+      }
     }
 }
 

@@ -1,7 +1,7 @@
 // Memory-bound kernels of a conv-net training step, for the conv pool (linked into conv_pool.wasm;
 // build.sh): column sums over leading axes (BatchNorm statistics and gradients, bias gradients) and the
 // max-pool gradient. Both were JS loops before, and together the largest non-conv cost of a step.
-#include <wasm_simd128.h>
+#include "simd.h"
 
 typedef v128_t v4;
 

@@ -11,7 +11,7 @@
 // Every thread takes a contiguous range of 2x2 output tiles and, chunk by chunk: transforms the input
 // tiles into v [16][tiles][C], multiplies m_xi = v_xi . u_xi for the 16 xi, transforms m back into the
 // output tiles, adding bias and the activation. No statics: all scratch comes in through pointers.
-#include <wasm_simd128.h>
+#include "simd.h"
 
 typedef v128_t v4;
 #define LD(p) wasm_v128_load(p)
@@ -153,10 +153,10 @@ static void gemm(const float *a, int lda, const float *b, float *c, int m, int k
           v4 b0 = LD(p), b1 = LD(p + 4);
           v4 x0 = wasm_f32x4_splat(a0[kk]), x1 = wasm_f32x4_splat(a1[kk]);
           v4 x2 = wasm_f32x4_splat(a2[kk]), x3 = wasm_f32x4_splat(a3[kk]);
-          c00 = ADD(c00, MUL(x0, b0)), c01 = ADD(c01, MUL(x0, b1));
-          c10 = ADD(c10, MUL(x1, b0)), c11 = ADD(c11, MUL(x1, b1));
-          c20 = ADD(c20, MUL(x2, b0)), c21 = ADD(c21, MUL(x2, b1));
-          c30 = ADD(c30, MUL(x3, b0)), c31 = ADD(c31, MUL(x3, b1));
+          c00 = MADD(c00, x0, b0), c01 = MADD(c01, x0, b1);
+          c10 = MADD(c10, x1, b0), c11 = MADD(c11, x1, b1);
+          c20 = MADD(c20, x2, b0), c21 = MADD(c21, x2, b1);
+          c30 = MADD(c30, x3, b0), c31 = MADD(c31, x3, b1);
         }
         ST(cr, c00), ST(cr + n, c10), ST(cr + 2 * n, c20), ST(cr + 3 * n, c30);
         if (nr == NR) ST(cr + 4, c01), ST(cr + n + 4, c11), ST(cr + 2 * n + 4, c21), ST(cr + 3 * n + 4, c31);
@@ -169,8 +169,8 @@ static void gemm(const float *a, int lda, const float *b, float *c, int m, int k
         const float *p = pack;
         for (int kk = k0; kk < k1; kk++, p += NR) {
           v4 x0 = wasm_f32x4_splat(a0[kk]);
-          c0 = ADD(c0, MUL(x0, LD(p)));
-          c1 = ADD(c1, MUL(x0, LD(p + 4)));
+          c0 = MADD(c0, x0, LD(p));
+          c1 = MADD(c1, x0, LD(p + 4));
         }
         ST(cr, c0);
         if (nr == NR) ST(cr + 4, c1);

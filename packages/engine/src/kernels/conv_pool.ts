@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import v8 from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import { backend_util } from '@tensorflow/tfjs-core';
 import type { PadAttr } from './util.js';
@@ -34,6 +35,7 @@ interface WasmApi {
   Module: new (bytes: Uint8Array) => object;
   Instance: new (module: object, imports: object) => { exports: unknown };
   Memory: new (d: { initial: number; maximum: number; shared: boolean }) => SharedMemory;
+  validate(bytes: Uint8Array): boolean;
 }
 const WA = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
 
@@ -123,9 +125,15 @@ export class ConvPool {
   private workers: Worker[] = [];
   private dataStart: number;
 
-  constructor(readonly threads: number) {
-    const file = fileURLToPath(new URL('../../wasm/conv_pool.wasm', import.meta.url));
-    const module = new WA.Module(fs.readFileSync(file));
+  /** True when the kernels use relaxed SIMD's fused multiply-add (conv_pool_fma.wasm). */
+  readonly fma: boolean;
+
+  constructor(
+    readonly threads: number,
+    options: { fma?: boolean } = {},
+  ) {
+    const { module, fma } = loadModule(options.fma ?? process.env.HEADBENCH_WASM_FMA !== '0');
+    this.fma = fma;
     this.memory = new WA.Memory({ initial: 256, maximum: 65536, shared: true });
     this.main = new WA.Instance(module, { env: { memory: this.memory } }).exports as PoolExports;
     // Helper stacks sit after the module's own (stack-first) region; data after them.
@@ -369,6 +377,21 @@ export class ConvPool {
 
 // Arithmetic, not bit operations: offsets pass 2^31 once the shared memory grows past 2 GiB.
 const align = (n: number) => Math.ceil(n / 64) * 64;
+
+/**
+ * The FMA build when asked for and the engine takes it: relaxed SIMD is behind a flag in Node 20's V8
+ * (default from V8 11.4), and the flag can still be set at run time, before the module is compiled.
+ */
+function loadModule(fma: boolean): { module: object; fma: boolean } {
+  const read = (name: string) =>
+    fs.readFileSync(fileURLToPath(new URL(`../../wasm/${name}`, import.meta.url)));
+  if (fma) {
+    const bytes = read('conv_pool_fma.wasm');
+    if (!WA.validate(bytes)) v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
+    if (WA.validate(bytes)) return { module: new WA.Module(bytes), fma: true };
+  }
+  return { module: new WA.Module(read('conv_pool.wasm')), fma: false };
+}
 
 let threads = 1;
 let shared: ConvPool | null = null;
