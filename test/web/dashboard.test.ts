@@ -191,6 +191,12 @@ describe('dashboard', () => {
       180_000,
       'all runs succeeded in the table',
     );
+    // The header follows: the sweep is done, without a reload.
+    await waitFor(
+      async () => (await page.locator('[data-sweep-status]').textContent())?.trim() === 'done',
+      10_000,
+      'sweep header shows done',
+    );
     // Every epoch of every run, none lost to the outage; counted as they arrived, in the same document.
     await waitFor(async () => (await points(VAL)) === RUNS * EPOCHS, 10_000, 'every epoch on the chart');
     expect(total(await storedVal(sweepId))).toBe(RUNS * EPOCHS);

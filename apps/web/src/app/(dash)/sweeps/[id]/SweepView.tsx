@@ -140,6 +140,9 @@ export function SweepView(props: {
     return a;
   }, {});
   const done = (counts.succeeded ?? 0) + (counts.failed ?? 0) + (counts.canceled ?? 0);
+  // The page loads the sweep once; its runs stay live. An active sweep with every run finished is done
+  // (the API's own rule), so the header does not keep saying "active" after the last run.
+  const status = sweep.status === 'active' && runs.length > 0 && done === runs.length ? 'done' : sweep.status;
 
   return (
     <>
@@ -151,8 +154,11 @@ export function SweepView(props: {
       )}
       <h1>{sweep.name}</h1>
       <p className="muted">
-        <span className={`status ${sweep.status}`}>{sweep.status}</span> · {runs.length} runs · {done} done ·{' '}
-        {counts.running ?? 0} running · {counts.queued ?? 0} queued · {counts.failed ?? 0} failed{' '}
+        <span className={`status ${status}`} data-sweep-status={status}>
+          {status}
+        </span>{' '}
+        · {runs.length} runs · {done} done · {counts.running ?? 0} running · {counts.queued ?? 0} queued ·{' '}
+        {counts.failed ?? 0} failed{' '}
         <progress max={runs.length || 1} value={done} aria-label={`${done} of ${runs.length} runs done`} />
       </p>
       <div className="tabs" role="tablist">
