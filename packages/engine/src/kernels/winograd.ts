@@ -2,12 +2,6 @@ import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import { convPool, stride1Geometry } from './conv_pool.js';
 import { asWasmBackend, type PadAttr, pair } from './util.js';
 
-/**
- * Conv2D / FusedConv2D for 3x3 stride-1 NHWC convolutions by Winograd F(2x2,3x3) (wasm/winograd.c) on
- * the engine's conv pool (conv_pool.ts): 2.3-2.6x the stock XNNPACK kernel on VGG's layers here
- * (bench/engine/compare.bench.ts). Everything else (other kernel sizes, strides, dilations, channel
- * counts not a multiple of 4, PReLU/LeakyReLU/ELU/sigmoid, tiny outputs) goes to the stock kernel.
- */
 /** Calls that took the Winograd path (tests check the path they mean to test is the one taken). */
 export const winogradStats = { calls: 0 };
 
@@ -24,6 +18,12 @@ interface ConvAttrs {
   activation?: string;
 }
 
+/**
+ * Conv2D / FusedConv2D for 3x3 stride-1 NHWC convolutions by Winograd F(2x2,3x3) (wasm/winograd.c) on
+ * the engine's conv pool (conv_pool.ts): 2.3-2.6x the stock XNNPACK kernel on VGG's layers here with plain SIMD, more with FMA
+ * (bench/engine/compare.bench.ts). Everything else (other kernel sizes, strides, dilations, channel
+ * counts not a multiple of 4, PReLU/LeakyReLU/ELU/sigmoid, tiny outputs) goes to the stock kernel.
+ */
 export function makeWinogradConv(stock: KernelFunc): KernelFunc {
   return (args) => {
     const { inputs, backend } = args;
