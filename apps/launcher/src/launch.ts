@@ -14,8 +14,8 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const TRAINER_BIN = join(ROOT, 'apps', 'trainer', 'bin', 'headbench-trainer.js');
 
 /**
- * Sized for ~15 minutes on an idle 2-core machine: 5/3/3 epochs took 6.5 minutes there (wasm, two slots),
- * too short to see the heads' curves part; see README "Trainer fleet".
+ * Sized for a few minutes on an idle 2-core machine (wasm, two slots): 10/7/7 epochs took 2.6 minutes
+ * with the engine's own kernels, too few epochs to see fc overfit late; see README "Trainer fleet".
  */
 export const DEFAULT_DATASET = 'generated:flowers17?size=64&perClass=32';
 export const PRETRAIN_DATASET = 'generated:flowers17?size=64&perClass=32&seed=1';
@@ -35,7 +35,7 @@ export const DEFAULT_SWEEPS = {
     datasets: [PRETRAIN_DATASET],
     heads: ['gap' as const],
     seeds: [0],
-    epochs: 10,
+    epochs: 20,
   },
   scratch: {
     ...common,
@@ -43,7 +43,7 @@ export const DEFAULT_SWEEPS = {
     datasets: [DEFAULT_DATASET],
     heads: ['fc' as const, 'gap' as const, 'gmp' as const],
     seeds: [0, 1, 2],
-    epochs: 7,
+    epochs: 20,
   },
   transfer: (pretrainRunId: string) => ({
     ...common,
@@ -52,7 +52,7 @@ export const DEFAULT_SWEEPS = {
     weights: [`run:${pretrainRunId}`],
     heads: ['fc' as const, 'gap' as const, 'gmp' as const],
     seeds: [0, 1, 2],
-    epochs: 7,
+    epochs: 15,
   }),
 };
 
@@ -110,6 +110,7 @@ async function defaultSweeps(admin: HeadbenchClient, stopped: () => boolean) {
   if (await find(transferName)) return;
   const [source] = await admin.runs.list.query({ sweepId: pretrain!.id, limit: 1 });
   say(`'${transferName}' is submitted once the pretrain run ${source.id} succeeds`);
+  let told = '';
   while (!stopped()) {
     const r = await admin.runs.get.query({ id: source.id }).catch(() => undefined);
     if (r?.status === 'succeeded') {
@@ -117,12 +118,53 @@ async function defaultSweeps(admin: HeadbenchClient, stopped: () => boolean) {
       say(`submitted '${transferName}' (${s.runs} runs, weights run:${source.id})`);
       return;
     }
-    if (r && (r.status === 'failed' || r.status === 'canceled')) {
+    if (r && (r.status === 'failed' || r.status === 'canceled') && told !== r.status) {
+      // Once per state (it used to repeat every poll): a retried run goes on being waited for.
+      told = r.status;
       say(
         `pretrain run ${source.id} ${r.status}; the transfer sweep is not submitted (retry the run to get it)`,
       );
     }
-    await new Promise((res) => setTimeout(res, 3000));
+    await sleep(3000);
+  }
+}
+
+const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
+
+/**
+ * Says once when every default sweep has finished, with the run counts and the time since this start:
+ * the main job's end is otherwise only visible on the dashboard.
+ */
+async function reportWhenDone(
+  admin: HeadbenchClient,
+  stopped: () => boolean,
+  started: number,
+  web: string | null,
+) {
+  const names = [
+    DEFAULT_SWEEPS.pretrain.name,
+    DEFAULT_SWEEPS.scratch.name,
+    DEFAULT_SWEEPS.transfer('x').name,
+  ];
+  while (!stopped()) {
+    const sweeps = (await admin.sweeps.list.query({ limit: 500 }).catch(() => [])).filter((s) =>
+      names.includes(s.name),
+    );
+    if (sweeps.length === names.length && sweeps.every((s) => s.status !== 'active')) {
+      const counts: Record<string, number> = {};
+      for (const s of sweeps)
+        for (const r of await admin.runs.list.query({ sweepId: s.id, limit: 1000 }))
+          counts[r.status] = (counts[r.status] ?? 0) + 1;
+      const minutes = ((performance.now() - started) / 60_000).toFixed(1);
+      const scratch = sweeps.find((s) => s.name === DEFAULT_SWEEPS.scratch.name)!;
+      say(
+        `default sweeps finished, ${minutes} min after this start: ${counts.succeeded ?? 0} runs succeeded, ` +
+          `${counts.failed ?? 0} failed, ${counts.canceled ?? 0} canceled; ` +
+          (web ? `compare the heads at ${web}/sweeps/${scratch.id}` : `sweep ${scratch.id}`),
+      );
+      return;
+    }
+    await sleep(10_000);
   }
 }
 
@@ -169,6 +211,7 @@ async function stopChild(child: ChildProcess | null, signal: NodeJS.Signals, ms:
 }
 
 export async function launch(_argv: string[]): Promise<number> {
+  const started = performance.now();
   const home = resolve(
     process.env.HEADBENCH_HOME ?? join(process.env.INIT_CWD ?? process.cwd(), '.headbench'),
   );
@@ -237,6 +280,8 @@ headbench is running
       say(`local trainer: ${slots} slot(s)`);
     }
     if (!stopping) await defaultSweeps(admin, () => stopping);
+    const webUrl = web ? `http://127.0.0.1:${process.env.WEB_PORT ?? '3000'}` : null;
+    if (!stopping) void reportWhenDone(admin, () => stopping, started, webUrl).catch(() => {});
   } catch (e) {
     if (!stopping) {
       console.error(`headbench: ${(e as Error).message}`);
