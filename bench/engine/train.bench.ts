@@ -2,7 +2,8 @@
  * Training / inference throughput of the wasm backend with the headbench kernels.
  *   npx tsx bench/engine/train.bench.ts [--steps 5] [--stock-steps 2] [--batch 32] [--size 64] [--no-stock]
  * Prints img/s for: smallcnn training at 64x64 batch 32 with our kernels, the same with the stock wasm
- * kernels where stock has one (Conv2DBackpropInput, BatchMatMul, Tile, Sum, Mean, MaxPoolGrad), and
+ * kernels where stock has one (every name in REPLACED_KERNELS: Winograd Conv2D/FusedConv2D, Conv2DBackpropInput,
+ * BatchMatMul, Tile, Sum, Mean, MaxPoolGrad, Identity; the added kernels and the fused BatchNorm stay on), and
  * VGG16-conv-base inference at 128x128.
  */
 import os from 'node:os';
