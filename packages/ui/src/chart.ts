@@ -1,7 +1,7 @@
 // A line chart on uPlot (canvas): many runs × many epochs stay interactive. DOM only: import from
 // `@headbench/ui/chart` in client code, never on the server.
 import uPlot from 'uplot';
-import { alignLines, withAlpha } from './index.ts';
+import { alignLines, axisTicks, withAlpha } from './index.ts';
 
 export interface ChartSeries {
   label: string;
@@ -35,6 +35,7 @@ export class LineChart {
   private plot: uPlot | null = null;
   private signature = '';
   private series: ChartSeries[] = [];
+  private integerX = false;
   private readonly root: HTMLDivElement;
   private readonly plotEl: HTMLDivElement;
   private readonly hover: HTMLDivElement;
@@ -75,6 +76,8 @@ export class LineChart {
 
   setSeries(series: ChartSeries[]) {
     this.series = series;
+    // Epochs and steps are whole numbers: label them as such (seconds and fractions keep uPlot's ticks).
+    this.integerX = series.every((s) => s.x.every(Number.isInteger));
     const sig = series
       .map((s) => `${s.label}|${s.color}|${s.dash?.join(' ')}|${s.width}|${!!s.band}`)
       .join('\n');
@@ -137,7 +140,11 @@ export class LineChart {
         legend: { show: false },
         scales: { x: { time: false }, y: this.opts.logY ? { distr: 3 } : {} },
         axes: [
-          { label: this.opts.xLabel, labelSize: 20 },
+          {
+            label: this.opts.xLabel,
+            labelSize: 20,
+            splits: (_u, _axis, min, max, incr) => axisTicks(min, max, incr, this.integerX),
+          },
           { label: this.opts.yLabel, labelSize: 20, size: 56 },
         ],
         cursor: { drag: { x: true, y: false }, points: { size: 5 } },

@@ -273,3 +273,18 @@ export function alignLines(lines: readonly Line[]): { x: number[]; ys: (number |
   });
   return { x, ys };
 }
+
+/**
+ * Tick positions for an axis from min to max, `incr` apart (the spacing uPlot chose). With `integer` (x is
+ * an epoch or step count) ticks are whole numbers: the spacing is rounded up to a whole number, so a
+ * 5-epoch run is labelled 1, 2, 3 and never 1.5.
+ */
+export function axisTicks(min: number, max: number, incr: number, integer: boolean): number[] {
+  const step = integer ? Math.max(1, Math.ceil(incr - 1e-9)) : incr;
+  if (!(step > 0) || !Number.isFinite(min) || !Number.isFinite(max)) return [];
+  const out: number[] = [];
+  // Multiples of the step, rounded to kill float drift (0.1 * 3 = 0.30000000000000004).
+  for (let k = Math.ceil(min / step - 1e-9); k * step <= max + 1e-9 * step && out.length < 1000; k++)
+    out.push(Number((k * step).toPrecision(12)));
+  return out;
+}

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   alignLines,
+  axisTicks,
   band,
   differingKeys,
   ema,
@@ -105,5 +106,14 @@ describe('series math', () => {
         { head: 'gap', seed: 0, lr: 0.1 },
       ]),
     ).toEqual(['head']);
+  });
+
+  it('axis ticks: whole numbers for epoch/step axes, multiples of the spacing otherwise', () => {
+    expect(axisTicks(0.3, 7.8, 0.5, true)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(axisTicks(1, 100, 25, true)).toEqual([25, 50, 75, 100]);
+    expect(axisTicks(0, 10, 2.5, true)).toEqual([0, 3, 6, 9]);
+    expect(axisTicks(0, 1, 0.25, false)).toEqual([0, 0.25, 0.5, 0.75, 1]);
+    expect(axisTicks(0.05, 0.35, 0.1, false)).toEqual([0.1, 0.2, 0.3]);
+    expect(axisTicks(0, 1, 0, false)).toEqual([]);
   });
 });
