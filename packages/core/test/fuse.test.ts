@@ -61,6 +61,30 @@ describe('fuseForInference', () => {
     m.dispose();
   });
 
+  it('leaves ZeroPadding2D alone before a conv it cannot fuse (a sigmoid conv runs as its own layer)', () => {
+    const input = tfl.input({ shape: [9, 9, 4] });
+    const padded = tfl.layers
+      .zeroPadding2d({
+        padding: [
+          [1, 1],
+          [1, 1],
+        ],
+      })
+      .apply(input);
+    const conv = tfl.layers
+      .conv2d({ filters: 4, kernelSize: 3, activation: 'sigmoid', name: 'c' })
+      .apply(padded) as tfl.SymbolicTensor;
+    const m = tfl.model({ inputs: input, outputs: conv });
+    const g = fuseForInference(m);
+    const x = tf.randomNormal([2, 9, 9, 4], 0, 1, 'float32', 3);
+    const [a, b] = [m.predict(x) as tf.Tensor, g.predict(x) as tf.Tensor];
+    expect(b.shape).toEqual([2, 9, 9, 4]);
+    expect(relErr(a, b)).toBeLessThan(1e-6);
+    tf.dispose([a, b, x]);
+    g.dispose();
+    m.dispose();
+  });
+
   it('keeps a conv → BN pair unfolded when the conv output has another consumer', () => {
     const input = tfl.input({ shape: [8, 8, 3] });
     const conv = tfl.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', name: 'c' }).apply(input);

@@ -57,6 +57,8 @@ function paddingFor(pad: tfl.layers.Layer, conv: tfl.layers.Layer): 'same' | Exp
   const cfg = conv.getConfig();
   const pcfg = pad.getConfig();
   if (!CONV.has(cls) || cfg.padding !== 'valid' || cfg.dataFormat === 'channels_first') return null;
+  // Only a conv that takes the fused path below can pad itself; any other runs as its own layer.
+  if (activationOf(conv) === null) return null;
   if (pcfg.dataFormat === 'channels_first') return null;
   const [[t, b], [l, r]] = pcfg.padding as [[number, number], [number, number]];
   if (cls === 'Conv2D')
