@@ -91,6 +91,8 @@ async function initUncached(preference: BackendPreference): Promise<BackendInfo>
       throw new Error(`Unknown backend preference '${String(preference)}' (auto, tensorflow, wasm or cpu)`);
   }
   await ensureGradients();
+  // Fused BatchNorm training on wasm; on every backend, training a BN layer without gamma works.
+  useFusedBatchNormTraining();
   current = info;
   return info;
 }
@@ -218,7 +220,6 @@ async function initWasm(requested: BackendPreference): Promise<BackendInfo> {
   // Registered after the backend is up, so the stock kernels we replace have already run their setup.
   registerTrainingKernels();
   setConvPoolThreads(wasm.getThreadsCount());
-  useFusedBatchNormTraining();
   return { name: 'wasm', requested, tfjsNode: false, gpu: false, threads: wasm.getThreadsCount() };
 }
 

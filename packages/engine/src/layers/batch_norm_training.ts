@@ -37,36 +37,42 @@ type Call = (
 
 let patched = false;
 
-/** Installs the fused training path on tfjs-layers' BatchNormalization (idempotent). */
+/**
+ * Installs the fused training path on tfjs-layers' BatchNormalization (idempotent). It also fixes stock
+ * training of a BN layer without gamma or beta (`scale: false`, as Keras' InceptionV3 has; tfjs-layers
+ * 4.22 reads the missing gamma and throws) on every backend.
+ */
 export function useFusedBatchNormTraining(): void {
   if (patched) return;
   const proto = Object.getPrototypeOf(tfl.layers.batchNormalization({})) as { call: Call };
   const stock = proto.call;
   proto.call = function (this: BatchNormLayer, inputs, kwargs) {
     const input = Array.isArray(inputs) ? inputs[0] : inputs;
-    const eligible =
-      kwargs?.training === true &&
-      tf.getBackend() === 'wasm' &&
-      this.scale &&
-      this.center &&
-      input.dtype === 'float32' &&
-      input.rank >= 2 &&
-      (this.axis === -1 || this.axis === input.rank - 1) &&
-      input.size >= MIN_ELEMENTS;
-    if (!eligible) return stock.call(this, inputs, kwargs);
+    const lastAxis = this.axis === -1 || this.axis === input.rank - 1;
+    if (kwargs?.training !== true || !lastAxis || input.rank < 2) return stock.call(this, inputs, kwargs);
+    const fused = tf.getBackend() === 'wasm' && input.dtype === 'float32' && input.size >= MIN_ELEMENTS;
+    if (!fused && this.scale && this.center) return stock.call(this, inputs, kwargs);
     return tf.tidy(() => {
-      const { y, mean, variance } = batchNormTraining(
-        input,
-        this.gamma.read(),
-        this.beta.read(),
-        this.epsilon,
-      );
+      // No gamma / beta: a constant 1 / 0 in their place.
+      const cols = input.shape[input.rank - 1];
+      const gamma = this.scale ? this.gamma.read() : tf.ones([cols]);
+      const beta = this.center ? this.beta.read() : tf.zeros([cols]);
+      const { y, mean, variance } = fused
+        ? batchNormTraining(input, gamma, beta, this.epsilon)
+        : composedTraining(input, gamma, beta, this.epsilon);
       moveTowards(this.movingMean, mean, this.momentum);
       moveTowards(this.movingVariance, variance, this.momentum);
       return y;
     });
   };
   patched = true;
+}
+
+/** What stock tfjs-layers computes in training mode (batch moments, then batchNorm), from plain ops. */
+function composedTraining(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, epsilon: number) {
+  const axes = Array.from({ length: x.rank - 1 }, (_, i) => i);
+  const { mean, variance } = tf.moments(x, axes);
+  return { y: tf.batchNorm(x, mean, variance, beta, gamma, epsilon), mean, variance };
 }
 
 /** variable ← variable − (variable − value)·(1 − momentum), as tfjs-layers updates moving statistics. */
