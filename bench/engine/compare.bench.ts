@@ -16,6 +16,8 @@ import { buildBackbone } from '@headbench/core';
 import { convPool, createDataParallelTrainer, fuseForInference, initBackend } from '@headbench/engine';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
+// The engine tests' training step (softmax cross-entropy, one optimizer.minimize).
+import { trainStep } from '../../packages/engine/test/models.js';
 
 function arg(name: string, def: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -123,20 +125,7 @@ async function makeStep(spec: Spec): Promise<{ step: () => unknown; dispose: () 
   }
   const opt = tf.train.adam(1e-3);
   return {
-    step: () =>
-      tf.tidy(
-        () =>
-          opt
-            .minimize(
-              () =>
-                tf.losses.softmaxCrossEntropy(
-                  y,
-                  model.apply(x, { training: true }) as tf.Tensor,
-                ) as tf.Scalar,
-              true,
-            )!
-            .dataSync()[0],
-      ),
+    step: () => trainStep(model, opt, x, y),
     dispose: () => {
       tf.dispose([x, y]);
       model.dispose();

@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { initBackend, REPLACED_KERNELS, useKernelReplacements } from '../../packages/engine/src/index.js';
 // The same smallcnn the engine's gradient tests use.
-import { smallCnn } from '../../packages/engine/test/models.js';
+import { smallCnn, trainStep } from '../../packages/engine/test/models.js';
 
 function arg(name: string, def: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -59,14 +59,7 @@ function trainImgPerSec(n: number): { imgPerSec: number; stepMs: number; loss: n
   const opt = tf.train.adam(1e-3);
   const x = tf.randomNormal([batch, size, size, 3]);
   const y = tf.oneHot(tf.randomUniform([batch], 0, 10, 'int32'), 10);
-  const step = () =>
-    tf.tidy(() => {
-      const loss = opt.minimize(
-        () => tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar,
-        true,
-      );
-      return loss!.dataSync()[0];
-    });
+  const step = () => trainStep(model, opt, x, y);
   step(); // warm-up: operator creation, optimizer slots
   const t0 = performance.now();
   let loss = 0;

@@ -3,7 +3,7 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/index.js';
 import { maxAbs, rand, relErr } from './helpers.js';
-import { flattenHead, mobileNetV2ish, ninNet, smallCnn } from './models.js';
+import { flattenHead, mobileNetV2ish, ninNet, smallCnn, trainStep } from './models.js';
 
 // Whole-model gradients chain 10-40 float32 kernels (random, unseeded init): measured errors are
 // 1e-7..3e-5 depending on the draw, a wrong kernel gives ~1e-1..1. Single kernels are held to 1e-5.
@@ -103,21 +103,7 @@ describe('training on wasm', () => {
     const y = tf.oneHot(tf.tensor1d([0, 1, 2, 3, 0, 1, 2, 3], 'int32'), CLASSES);
     const losses: number[] = [];
     for (let i = 0; i < 16; i++) {
-      losses.push(
-        tf.tidy(
-          () =>
-            opt
-              .minimize(
-                () =>
-                  tf.losses.softmaxCrossEntropy(
-                    y,
-                    model.apply(x, { training: true }) as tf.Tensor,
-                  ) as tf.Scalar,
-                true,
-              )!
-              .dataSync()[0],
-        ),
-      );
+      losses.push(trainStep(model, opt, x, y));
     }
     expect(losses.every(Number.isFinite)).toBe(true);
     expect(losses[losses.length - 1]).toBeLessThan(losses[0] * 0.7);

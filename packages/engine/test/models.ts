@@ -1,4 +1,16 @@
+import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
+
+/** One optimizer step of softmax cross-entropy on (x, y) in training mode; returns the loss. */
+export function trainStep(model: tfl.LayersModel, opt: tf.Optimizer, x: tf.Tensor, y: tf.Tensor): number {
+  return tf.tidy(() => {
+    const loss = opt.minimize(
+      () => tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar,
+      true,
+    );
+    return loss!.dataSync()[0];
+  });
+}
 
 /**
  * 4 x [conv3x3 SAME -> BN -> ReLU -> MaxPool2x2] with 32/64/128/128 filters, GAP, Dense softmax.
