@@ -173,38 +173,15 @@ export function SweepView(props: {
       {tab === 'charts' ? (
         <>
           <fieldset className="controls" aria-label="Chart settings">
-            <label>
-              Group by
-              <select value={groupBy} onChange={(e) => setGroupBy(e.target.value)} aria-label="Group by">
-                <option value="">(none: one line per run)</option>
-                {keys.map((k) => (
-                  <option key={k} value={k}>
-                    {k}
-                  </option>
-                ))}
-              </select>
-            </label>
-            <label>
-              Colour by
-              <select value={colorBy} onChange={(e) => setColorBy(e.target.value)} aria-label="Colour by">
-                {keys.map((k) => (
-                  <option key={k} value={k}>
-                    {k}
-                  </option>
-                ))}
-              </select>
-            </label>
-            <label>
-              Line style by
-              <select value={dashBy} onChange={(e) => setDashBy(e.target.value)} aria-label="Line style by">
-                <option value="">(solid)</option>
-                {keys.map((k) => (
-                  <option key={k} value={k}>
-                    {k}
-                  </option>
-                ))}
-              </select>
-            </label>
+            <KeySelect
+              label="Group by"
+              value={groupBy}
+              onChange={setGroupBy}
+              keys={keys}
+              none="(none: one line per run)"
+            />
+            <KeySelect label="Colour by" value={colorBy} onChange={setColorBy} keys={keys} />
+            <KeySelect label="Line style by" value={dashBy} onChange={setDashBy} keys={keys} none="(solid)" />
             <label>
               Smoothing
               <input
@@ -279,6 +256,29 @@ export function SweepView(props: {
         <Report title={sweep.name} runs={reportRuns} />
       )}
     </>
+  );
+}
+
+/** A config-key picker of the chart settings; `none` adds an empty choice with that label. */
+function KeySelect(props: {
+  label: string;
+  value: string;
+  onChange: (v: string) => void;
+  keys: string[];
+  none?: string;
+}) {
+  return (
+    <label>
+      {props.label}
+      <select value={props.value} onChange={(e) => props.onChange(e.target.value)} aria-label={props.label}>
+        {props.none !== undefined && <option value="">{props.none}</option>}
+        {props.keys.map((k) => (
+          <option key={k} value={k}>
+            {k}
+          </option>
+        ))}
+      </select>
+    </label>
   );
 }
 
