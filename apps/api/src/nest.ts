@@ -49,6 +49,18 @@ function sendError(res: Response, e: unknown) {
   }
 }
 
+/**
+ * An upload refused before its body was read: the unread bytes would keep the socket busy, so the answer
+ * says `Connection: close` (a keep-alive client must not send its next request on it) and the socket is
+ * closed once the answer is out, not before.
+ */
+function sendUploadError(req: Request, res: Response, e: unknown) {
+  const unread = !req.complete;
+  if (unread && !res.headersSent) res.setHeader('connection', 'close');
+  sendError(res, e);
+  if (unread) res.once('finish', () => req.destroy());
+}
+
 async function principalOf(services: Services, req: Request): Promise<Principal> {
   const p = await services.auth.verify(bearer(req.headers.authorization));
   if (!p) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'missing or invalid token' });
@@ -104,9 +116,7 @@ export class ArtifactsController {
       const info = await this.services.artifacts.upload(p, { runId, name, ...q.data }, req);
       res.status(201).json(info);
     } catch (e) {
-      sendError(res, e);
-      // Unread upload bytes would keep the socket busy; drop it.
-      if (!req.complete) req.destroy();
+      sendUploadError(req, res, e);
     }
   }
 
@@ -181,8 +191,7 @@ export class DatasetsController {
       const info = await this.services.datasets.upload(name, { ...q.data, classes }, req);
       res.status(201).json(info);
     } catch (e) {
-      sendError(res, e);
-      if (!req.complete) req.destroy();
+      sendUploadError(req, res, e);
     }
   }
 

@@ -350,6 +350,19 @@ describe('queue, trainer protocol and live updates', () => {
       body: 'png',
     });
     expect(put.status).toBe(403);
+    // Refused before a large body was read: the socket closes after the answer, and the answer says so,
+    // so a keep-alive client does not send its next request on it (it did: "other side closed", flakily).
+    const bigPut = await fetch(
+      `${api.url}/artifacts/${held.runId}/y.png?kind=figure&leaseId=${held.leaseId}`,
+      {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${other}` },
+        body: new Uint8Array(8 << 20),
+      },
+    );
+    expect(bigPut.status).toBe(403);
+    expect(bigPut.headers.get('connection')).toBe('close');
+    expect((await admin.sweeps.list.query()).length).toBeGreaterThan(0); // the next request goes through
 
     // 400 with the offending fields; nothing stored.
     const bad = await trpcRaw(api.url, 'sweeps.create', api.token, {
