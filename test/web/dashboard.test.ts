@@ -183,8 +183,14 @@ describe('dashboard', () => {
     });
     await page.context().setOffline(false);
     await waitFor(async () => (await page.locator('[data-live]').count()) === 0, 20_000, 'reconnect');
+    // The resync reads the rows first, then the points: live epochs may reach the chart before its
+    // runs.metrics request goes out, so wait for the request rather than for a point count.
+    await waitFor(
+      async () => metricsQueries.some((u) => /"sinceStep":[1-9]/.test(u)),
+      20_000,
+      'runs.metrics sinceStep refetch after reconnect',
+    );
     await waitFor(async () => (await points(VAL)) >= during, 15_000, 'missed epochs fetched after reconnect');
-    expect(metricsQueries.some((u) => /"sinceStep":[1-9]/.test(u))).toBe(true);
 
     await waitFor(
       async () => (await page.locator('table[aria-label="Runs"] .status.succeeded').count()) === RUNS,

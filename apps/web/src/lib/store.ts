@@ -151,14 +151,32 @@ export function useRunStore(initialRuns: Run[], opts: { sweepId?: string; names?
     [bump, merge, scheduleRefresh, opts.names],
   );
 
-  /** After (re)subscribing: rows and points that changed while no live updates arrived. */
+  /**
+   * After (re)subscribing: rows and points that changed while no live updates arrived. A failed read (the
+   * network just came back, the API is restarting) retries the whole resync: retrying only the rows would
+   * leave the missed points out for good, since live updates only carry new ones.
+   */
+  const resyncTimer = useRef<ReturnType<typeof setTimeout> | null>(null);
   const onResync = useCallback(() => {
-    // After the first load, so `sinceStep` starts from what it fetched.
-    void initial.current
-      .then(refreshRuns)
-      .then(() => fetchMetrics([...runs.current.keys()]))
-      .catch(() => scheduleRefreshRef.current(2000));
+    if (resyncTimer.current) clearTimeout(resyncTimer.current);
+    resyncTimer.current = null;
+    const attempt = (delay: number) => {
+      // After the first load, so `sinceStep` starts from what it fetched.
+      void initial.current
+        .then(refreshRuns)
+        .then(() => fetchMetrics([...runs.current.keys()]))
+        .catch(() => {
+          resyncTimer.current = setTimeout(() => attempt(Math.min(delay * 2, 10_000)), delay);
+        });
+    };
+    attempt(1000);
   }, [fetchMetrics, refreshRuns]);
+  useEffect(
+    () => () => {
+      if (resyncTimer.current) clearTimeout(resyncTimer.current);
+    },
+    [],
+  );
 
   return { runs, series, version, loading, error, onUpdate, onResync, refreshRuns };
 }
