@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { setConvPoolThreads } from './kernels/conv_pool.js';
 import { registerTrainingKernels } from './kernels/index.js';
 import { useFusedBatchNormTraining } from './layers/batch_norm_training.js';
+import { usePlainConvTraining } from './layers/conv_training.js';
 import { unrefPoolWorkers, withNodeThreads } from './wasm_threads.js';
 
 export type BackendPreference = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
@@ -93,6 +94,8 @@ async function initUncached(preference: BackendPreference): Promise<BackendInfo>
   await ensureGradients();
   // Fused BatchNorm training on wasm; on every backend, training a BN layer without gamma works.
   useFusedBatchNormTraining();
+  // Linear convs skip input gradients nobody needs (the images', the frozen blocks').
+  usePlainConvTraining();
   current = info;
   return info;
 }

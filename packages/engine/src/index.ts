@@ -15,3 +15,4 @@ export {
 } from './kernels/index.js';
 export { winogradStats } from './kernels/winograd.js';
 export { batchNormTrainingStats, useFusedBatchNormTraining } from './layers/batch_norm_training.js';
+export { convTrainingStats, usePlainConvTraining } from './layers/conv_training.js';

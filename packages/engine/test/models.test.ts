@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '../src/index.js';
+import { convTrainingStats, initBackend } from '../src/index.js';
 import { maxAbs, rand, relErr } from './helpers.js';
 import { flattenHead, mobileNetV2ish, ninNet, smallCnn, trainStep } from './models.js';
 
@@ -67,6 +67,46 @@ describe('whole-model gradients: wasm (headbench kernels) vs cpu', () => {
       }
     });
   }
+});
+
+describe('input gradients nobody needs are not computed', () => {
+  /** Conv2DBackpropInput kernels run by one gradient of the loss over the model's trainable weights. */
+  async function inputGradientKernels(model: tfl.LayersModel) {
+    const x = tf.tensor(rand(BATCH * SIZE * SIZE * 3, 3), [BATCH, SIZE, SIZE, 3]);
+    const y = tf.oneHot(tf.tensor1d([0, 3, 1], 'int32'), CLASSES);
+    const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+    const before = convTrainingStats.calls;
+    const profile = await tf.profile(() => {
+      const { value, grads } = tf.variableGrads(
+        () => tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar,
+        vars,
+      );
+      tf.dispose([value, ...Object.values(grads)]);
+    });
+    tf.dispose([x, y]);
+    const plainCalls = convTrainingStats.calls - before;
+    const shapes = profile.kernels
+      .filter((k) => k.name === 'Conv2DBackpropInput')
+      .map((k) => (k.outputShapes[0] ?? []).join('x'));
+    return { shapes, plainCalls };
+  }
+
+  for (const backend of ['wasm', 'cpu'] as const)
+    it(`${backend}: not the images' (first conv), nor a frozen block's`, async () => {
+      await initBackend(backend);
+      const model = smallCnn(SIZE, CLASSES);
+      const all = await inputGradientKernels(model);
+      // 4 linear convs (BN follows) ran plain; 3 input gradients, none the size of the images.
+      expect(all.plainCalls).toBe(4);
+      expect(all.shapes).toEqual(['3x2x2x128', '3x4x4x64', '3x8x8x32']);
+      // Fine-tuning from the third conv: only the fourth conv's input gradient reaches a trained kernel.
+      const convs = model.layers.filter((l) => l.getClassName() === 'Conv2D');
+      for (const l of model.layers.slice(0, model.layers.indexOf(convs[2]))) l.trainable = false;
+      const frozen = await inputGradientKernels(model);
+      expect(frozen.shapes).toEqual(['3x2x2x128']);
+      model.dispose();
+      await initBackend('wasm');
+    });
 });
 
 describe('training on wasm', () => {
