@@ -40,7 +40,8 @@ let patched = false;
 /**
  * Installs the fused training path on tfjs-layers' BatchNormalization (idempotent). It also fixes stock
  * training of a BN layer without gamma or beta (`scale: false`, as Keras' InceptionV3 has; tfjs-layers
- * 4.22 reads the missing gamma and throws) on every backend.
+ * 4.22 reads the missing gamma and throws), and the same layer frozen (inference mode) while gradients
+ * are recorded, on every backend.
  */
 export function useFusedBatchNormTraining(): void {
   if (patched) return;
@@ -49,6 +50,14 @@ export function useFusedBatchNormTraining(): void {
   proto.call = function (this: BatchNormLayer, inputs, kwargs) {
     const input = Array.isArray(inputs) ? inputs[0] : inputs;
     const lastAxis = this.axis === -1 || this.axis === input.rank - 1;
+    if (
+      kwargs?.training !== true &&
+      lastAxis &&
+      input.rank >= 2 &&
+      input.rank <= 4 &&
+      !(this.scale && this.center)
+    )
+      return inferenceWithoutGammaOrBeta(this, input);
     if (kwargs?.training !== true || !lastAxis || input.rank < 2) return stock.call(this, inputs, kwargs);
     const fused = tf.getBackend() === 'wasm' && input.dtype === 'float32' && input.size >= MIN_ELEMENTS;
     if (!fused && this.scale && this.center) return stock.call(this, inputs, kwargs);
@@ -66,6 +75,25 @@ export function useFusedBatchNormTraining(): void {
     });
   };
   patched = true;
+}
+
+/**
+ * Inference mode (moving statistics) for a layer without gamma or beta. Stock tfjs-layers passes no scale
+ * to tf.batchNorm, whose gradient then saves the missing input and throws while gradients are recorded:
+ * a frozen InceptionV3 block under a trained one (fine-tuning the last N blocks) could not train.
+ */
+function inferenceWithoutGammaOrBeta(layer: BatchNormLayer, x: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => {
+    const cols = x.shape[x.rank - 1];
+    return tf.batchNorm(
+      x,
+      layer.movingMean.read(),
+      layer.movingVariance.read(),
+      layer.center ? layer.beta.read() : tf.zeros([cols]),
+      layer.scale ? layer.gamma.read() : tf.ones([cols]),
+      layer.epsilon,
+    );
+  });
 }
 
 /** What stock tfjs-layers computes in training mode (batch moments, then batchNorm), from plain ops. */
