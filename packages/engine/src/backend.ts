@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { setConvPoolThreads } from './kernels/conv_pool.js';
+import { configureConvPool, tfjsHeapOf } from './kernels/conv_pool.js';
 import { registerTrainingKernels } from './kernels/index.js';
 import { useFusedBatchNormTraining } from './layers/batch_norm_training.js';
 import { usePlainConvTraining } from './layers/conv_training.js';
@@ -222,7 +222,8 @@ async function initWasm(requested: BackendPreference): Promise<BackendInfo> {
   await tf.ready();
   // Registered after the backend is up, so the stock kernels we replace have already run their setup.
   registerTrainingKernels();
-  setConvPoolThreads(wasm.getThreadsCount());
+  // The threaded build's heap is shared memory: the conv pool then works on tensors in place.
+  configureConvPool(wasm.getThreadsCount(), tfjsHeapOf(tf.findBackend('wasm')));
   return { name: 'wasm', requested, tfjsNode: false, gpu: false, threads: wasm.getThreadsCount() };
 }
 

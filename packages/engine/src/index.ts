@@ -5,7 +5,7 @@ export {
   type DataParallelTrainer,
 } from './data_parallel.js';
 export { fuseForInference, type InferenceGraph } from './inference/fuse.js';
-export { ConvPool, convPool, setConvPoolThreads } from './kernels/conv_pool.js';
+export { ConvPool, configureConvPool, convPool } from './kernels/conv_pool.js';
 export { filterGradStats } from './kernels/conv2d_backprop_filter.js';
 export {
   ADDED_KERNELS,
@@ -13,6 +13,7 @@ export {
   registerTrainingKernels,
   useKernelReplacements,
 } from './kernels/index.js';
+export { RELU_GRAD, reluGradStats, useOnePassReluGradients } from './kernels/relu_grad.js';
 export { winogradStats } from './kernels/winograd.js';
 export { batchNormTrainingStats, useFusedBatchNormTraining } from './layers/batch_norm_training.js';
 export { convTrainingStats, usePlainConvTraining } from './layers/conv_training.js';

@@ -4,9 +4,11 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import {
   ADDED_KERNELS,
   ConvPool,
+  convPool,
   filterGradStats,
   initBackend,
   REPLACED_KERNELS,
+  reluGradStats,
   winogradStats,
 } from '../src/index.js';
 import { compareKernel, maxAbs, rand, relErr, runKernelOn } from './helpers.js';
@@ -645,12 +647,94 @@ describe('gradients through ops that use the new kernels', () => {
     expect(relErr(wBig, cBig)).toBeLessThanOrEqual(TOL);
   });
 
+  // Exact 0, 6, -0 and values either side: tfjs gives no gradient at 0 (ReLU, ReLU6) nor at 6 (ReLU6).
+  const edgy = (n: number, seed: number) => {
+    const v = rand(n, seed).map((u) => u * 8);
+    [0, -0, 6, 6.000001, 5.999999, 1e-30, -1e-30].forEach((e, i) => {
+      v[i * 7] = e;
+    });
+    return v;
+  };
+  for (const six of [false, true])
+    it(`${six ? 'ReLU6' : 'ReLU'} gradient in one pass (wasm/training.c) matches tfjs-core's formula on cpu`, async () => {
+      const act = (v: tf.Tensor) => (six ? tf.relu6(v) : tf.relu(v));
+      // Fewer elements than one thread's block, and a size with blocks for both threads and a tail.
+      for (const shape of [
+        [3, 5, 7],
+        [2, 33, 31, 9],
+      ]) {
+        const n = size(shape);
+        const g = async (backend: 'wasm' | 'cpu') => {
+          await initBackend(backend);
+          return tf.tidy(() => {
+            const x = tf.tensor(edgy(n, 1200 + n), shape);
+            const weights = tf.tensor(rand(n, 1300 + n), shape);
+            return tf
+              .grad((v: tf.Tensor) => tf.sum(tf.mul(act(v), weights)))(x)
+              .dataSync();
+          });
+        };
+        const calls = reluGradStats.calls;
+        const tensors = tf.memory().numTensors;
+        const w = await g('wasm');
+        expect(reluGradStats.calls).toBe(calls + 1);
+        expect(tf.memory().numTensors).toBe(tensors);
+        const c = await g('cpu');
+        await initBackend('wasm');
+        expect(maxAbs(c)).toBeGreaterThan(0.1);
+        // Exactly: the gradient is dy or 0 (cpu's dy·0 is -0 for a negative dy; === holds them equal).
+        expect(w.length).toBe(n);
+        expect(w.findIndex((v, i) => v !== c[i])).toBe(-1);
+      }
+    });
+
   it('gather gradient (UnsortedSegmentSum) through tf.grad', async () => {
     const idx = [3, 1, 3, 0, 2, 3];
     const g = (v: tf.Tensor) => tf.gather(v, tf.tensor1d(idx, 'int32'));
     const w = await gradOn('wasm', g, [5, 4], 1100);
     const c = await gradOn('cpu', g, [5, 4], 1100);
     expect(relErr(w, c)).toBeLessThanOrEqual(TOL);
+  });
+});
+
+describe("the conv pool in tfjs's heap", () => {
+  it('uses tensors in place on the threaded backend, survives heap growth and frees its scratch', async () => {
+    const info = await initBackend('wasm');
+    // The threaded build's heap is shared memory; the one-thread build's is not (the pool copies there).
+    expect(convPool().inPlace).toBe(info.threads > 1);
+    const memory = (
+      tf.findBackend('wasm') as unknown as { wasm: { wasmMemory: { buffer: ArrayBufferLike } } }
+    ).wasm.wasmMemory;
+    const xIn = { shape: [4, 24, 20, 32], data: rand(4 * 24 * 20 * 32, 1400) };
+    const wIn = { shape: [3, 3, 32, 64], data: rand(3 * 3 * 32 * 64, 1401) };
+    const attrs = { strides: 1, pad: 'same', dataFormat: 'NHWC', dilations: 1 };
+    const want = (await runKernelOn('cpu', 'Conv2D', { x: xIn, filter: wIn }, attrs)).data;
+    await initBackend('wasm');
+    const conv = () =>
+      tf.tidy(() =>
+        tf
+          .conv2d(
+            tf.tensor4d(xIn.data, xIn.shape as never),
+            tf.tensor4d(wIn.data, wIn.shape as never),
+            1,
+            'same',
+          )
+          .dataSync(),
+      );
+    const calls = winogradStats.calls;
+    expect(relErr(conv(), want)).toBeLessThanOrEqual(TOL);
+    // Grow tfjs's heap by 256 MB while tensors made before it live on, then convolve again.
+    const before = memory.buffer.byteLength;
+    const big = tf.zeros([64, 1024, 1024]);
+    expect(memory.buffer.byteLength).toBeGreaterThan(before);
+    expect(relErr(conv(), want)).toBeLessThanOrEqual(TOL);
+    big.dispose();
+    // Scratch (the transformed filter, per-thread tiles) is freed after every call.
+    const settled = memory.buffer.byteLength;
+    for (let i = 0; i < 20; i++) conv();
+    expect(convPool().scratchInUse).toBe(0);
+    expect(memory.buffer.byteLength).toBe(settled);
+    expect(winogradStats.calls).toBe(calls + 22);
   });
 });
 

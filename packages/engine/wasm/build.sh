@@ -18,7 +18,7 @@ pool() {
     -Wl,--max-memory=4294967296 -Wl,--stack-first -Wl,-z,stack-size=65536 \
     -Wl,--export=wino_filter -Wl,--export=wino_conv -Wl,--export=filter_grad -Wl,--export=reduce_rows \
     -Wl,--export=max_pool_grad -Wl,--export=bn_stats -Wl,--export=bn_apply -Wl,--export=bn_grad_stats \
-    -Wl,--export=bn_grad_apply -Wl,--export=__heap_base -Wl,--export=__stack_pointer \
+    -Wl,--export=bn_grad_apply -Wl,--export=relu_grad -Wl,--export=__heap_base -Wl,--export=__stack_pointer \
     "$@" winograd.c filter_grad.c training.c
 }
 pool -o conv_pool.wasm

@@ -143,3 +143,22 @@ void bn_grad_apply(const float *x, const float *dy, const float *mean, const flo
     for (int c = c4; c < cols; c++) out[c] = k1[c] * gr[c] + k2[c] * (xr[c] - mean[c]) + k3[c];
   }
 }
+
+// ReLU / ReLU6 gradient for elements [blk_begin·RELU_BLOCK, blk_end·RELU_BLOCK) ∩ [0, n): dx = dy where
+// 0 < x ≤ hi, else 0 (hi = 6 when `six`, ReLU6, else +inf; tfjs's rule: no gradient at 0, ReLU6's at 6).
+// One pass instead of tfjs's step + cast + multiply (three passes and two full-size temporaries).
+#define RELU_BLOCK 4096
+void relu_grad(const float *x, const float *dy, float *dx, int six, int n, int blk_begin, int blk_end) {
+  const float hi = six ? 6.f : __builtin_inff();
+  long i = (long)blk_begin * RELU_BLOCK;
+  long end = (long)blk_end * RELU_BLOCK;
+  if (end > n) end = n;
+  const v4 zero = wasm_f32x4_splat(0.f);
+  const v4 top = wasm_f32x4_splat(hi);
+  for (; i + 4 <= end; i += 4) {
+    v4 v = wasm_v128_load(x + i);
+    v4 keep = wasm_v128_and(wasm_f32x4_gt(v, zero), wasm_f32x4_le(v, top));
+    wasm_v128_store(dx + i, wasm_v128_and(wasm_v128_load(dy + i), keep));
+  }
+  for (; i < end; i++) dx[i] = (x[i] > 0.f && x[i] <= hi) ? dy[i] : 0.f;
+}

@@ -8,8 +8,10 @@ import type { DepthwiseGeometry as WindowGeometry } from './wasm_kernels.js';
 
 /**
  * Runs the kernels of wasm/conv_pool.wasm (Winograd convolution, conv filter gradient, column sums,
- * max-pool gradient, BatchNorm training) on several threads: one shared WebAssembly memory, one instance on this thread and one per helper worker (each
- * with its own stack), woken through a control block with Atomics. The calling thread does its share too
+ * max-pool gradient, BatchNorm training) on several threads: one shared WebAssembly memory (tfjs's own
+ * heap when it is shared, so tensors are used in place; else the pool's, with operands copied in and
+ * out), one instance on this thread and one per helper worker (each with its own stack), woken through a
+ * control block with Atomics. The calling thread does its share too
  * and blocks until the helpers are done, so a kernel call stays synchronous, as tfjs kernels must be.
  * Helpers are unref'd: they never keep a process alive.
  */
@@ -29,6 +31,7 @@ interface PoolExports {
   bn_apply(...args: number[]): void;
   bn_grad_stats(...args: number[]): void;
   bn_grad_apply(...args: number[]): void;
+  relu_grad(...args: number[]): void;
 }
 /** The few WebAssembly JS API calls used here (the project's TS lib has no WebAssembly typings). */
 interface WasmApi {
@@ -40,6 +43,8 @@ interface WasmApi {
 const WA = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
 
 const PAGE = 65536;
+/** Elements per work unit of relu_grad (wasm/training.c). */
+const RELU_BLOCK = 4096;
 const STACK = 65536;
 /**
  * Control block (Int32): [0] generation, [1] helpers done, [2] stop; the job: [8] kernel (index into
@@ -56,6 +61,7 @@ const KERNELS = [
   'bn_apply',
   'bn_grad_stats',
   'bn_grad_apply',
+  'relu_grad',
 ] as const;
 
 /** A stride-1, dilation-1 NHWC convolution's sizes: x [n,h,w,c], output [n,oh,ow,oc]. */
@@ -118,27 +124,60 @@ export interface FilterGradStride1 extends Stride1Geometry {
   kw: number;
 }
 
+/**
+ * tfjs-backend-wasm's own heap, for a pool that works on tensors in place: its threaded build's memory is
+ * shared, so our instances can import it (conv_pool.wasm has no data segment: it writes nothing at
+ * instantiation). Scratch and thread stacks then come from tfjs's malloc.
+ */
+export interface TfjsHeap {
+  memory: SharedMemory;
+  malloc(bytes: number): number;
+  free(address: number): void;
+}
+
+/** What a kernel call reads (`in`), writes (`out`) or only needs as room (`scratch`, in floats). */
+type Operand = { in: Float32Array } | { out: Float32Array } | { scratch: number };
+
 export class ConvPool {
   private memory: SharedMemory;
   private main: PoolExports;
   private control = new Int32Array(new SharedArrayBuffer(64 * 4));
   private workers: Worker[] = [];
-  private dataStart: number;
+  private dataStart = 0;
+  private heap: TfjsHeap | null;
+  /** Every buffer object the shared memory has had (it changes when the memory grows). */
+  private buffers = new WeakSet<object>();
 
   /** True when the kernels use relaxed SIMD's fused multiply-add (conv_pool_fma.wasm). */
   readonly fma: boolean;
+  /** True when the pool works in tfjs's heap: tensors are read and written in place, not copied. */
+  readonly inPlace: boolean;
+  /** Bytes of tfjs's heap the pool holds for a call in progress (scratch, copies): 0 between calls. */
+  scratchInUse = 0;
 
   constructor(
     readonly threads: number,
-    options: { fma?: boolean } = {},
+    options: { fma?: boolean; heap?: TfjsHeap } = {},
   ) {
     const { module, fma } = loadModule(options.fma ?? process.env.HEADBENCH_WASM_FMA !== '0');
     this.fma = fma;
-    this.memory = new WA.Memory({ initial: 256, maximum: 65536, shared: true });
+    this.heap = options.heap ?? null;
+    this.inPlace = this.heap !== null;
+    this.memory = this.heap?.memory ?? new WA.Memory({ initial: 256, maximum: 65536, shared: true });
     this.main = new WA.Instance(module, { env: { memory: this.memory } }).exports as PoolExports;
-    // Helper stacks sit after the module's own (stack-first) region; data after them.
-    const heapBase = this.main.__heap_base.value;
-    this.dataStart = heapBase + (threads - 1) * STACK;
+    // Own memory: the module's own (stack-first) stack, helper stacks after it, then data. tfjs's heap:
+    // every stack from its malloc, never freed (the pool lives as long as the backend).
+    let stackTop: (i: number) => number;
+    if (this.heap) {
+      const stacks = this.heap.malloc(threads * STACK + 64);
+      if (!stacks) throw new Error('conv pool: tfjs malloc failed for the thread stacks');
+      stackTop = (i) => align(stacks) + (i + 1) * STACK - 16;
+      this.main.__stack_pointer.value = stackTop(0);
+    } else {
+      const heapBase = this.main.__heap_base.value;
+      this.dataStart = heapBase + (threads - 1) * STACK;
+      stackTop = (i) => heapBase + i * STACK;
+    }
     for (let i = 1; i < threads; i++) {
       const worker = new Worker(new URL('./conv_pool_worker.mjs', import.meta.url), {
         workerData: {
@@ -146,7 +185,7 @@ export class ConvPool {
           memory: this.memory,
           control: this.control.buffer,
           index: i,
-          stackTop: heapBase + i * STACK,
+          stackTop: stackTop(i),
         },
       });
       worker.unref();
@@ -161,73 +200,98 @@ export class ConvPool {
     // Tiles per chunk: the chunk's transformed input (16·chunk·C floats) about 2 MB, in cache for the GEMMs.
     const chunk = Math.max(16, Math.min(512, Math.floor(32768 / Math.max(c, oc))));
     const scratchFloats = 16 * chunk * c + 16 * chunk * oc + 256 * 8;
-    const [xOff, gOff, uOff, bOff, yOff, sOff] = this.reserve([
-      a.x.length,
-      9 * c * oc,
-      16 * c * oc,
-      oc,
-      out.length,
-      scratchFloats * this.threads,
+    const bias = a.bias ?? new Float32Array(0);
+    const [[xOff, gOff, uOff, bOff, yOff, sOff], done] = this.bind([
+      { in: a.x },
+      { in: a.filter },
+      { scratch: 16 * c * oc },
+      { in: bias },
+      { out },
+      { scratch: scratchFloats * this.threads },
     ]);
-    const heap = this.memory.buffer;
-    new Float32Array(heap, xOff, a.x.length).set(a.x);
-    new Float32Array(heap, gOff, 9 * c * oc).set(a.filter);
-    if (a.bias) new Float32Array(heap, bOff, oc).set(a.bias);
-    this.main.wino_filter(gOff, uOff, c * oc);
-    // wino_conv(x, u, bias, y, scratch, N, H, W, C, OC, OH, OW, pt, pl, act, chunk, begin, end)
-    const args = [xOff, uOff, a.bias ? bOff : 0, yOff, sOff, a.n, a.h, a.w, c, oc, a.oh, a.ow];
-    args.push(a.padTop, a.padLeft, a.activation, chunk);
-    this.run(0, args, 4, scratchFloats * 4, tiles);
-    out.set(new Float32Array(heap, yOff, out.length));
+    try {
+      this.main.wino_filter(gOff, uOff, c * oc);
+      // wino_conv(x, u, bias, y, scratch, N, H, W, C, OC, OH, OW, pt, pl, act, chunk, begin, end)
+      const args = [xOff, uOff, a.bias ? bOff : 0, yOff, sOff, a.n, a.h, a.w, c, oc, a.oh, a.ow];
+      args.push(a.padTop, a.padLeft, a.activation, chunk);
+      this.run(0, args, 4, scratchFloats * 4, tiles);
+    } finally {
+      done();
+    }
   }
 
   /** dw [kh, kw, C, OC] of a stride-1, dilation-1 NHWC conv; OC a multiple of 4. */
   filterGrad(a: FilterGradStride1, out: Float32Array): void {
     const size = a.kh * a.kw * a.c * a.oc;
-    const [xOff, dyOff, dwOff] = this.reserve([a.x.length, a.dy.length, size * this.threads]);
-    const heap = this.memory.buffer;
-    new Float32Array(heap, xOff, a.x.length).set(a.x);
-    new Float32Array(heap, dyOff, a.dy.length).set(a.dy);
-    // filter_grad(x, dy, dw, N, H, W, C, OH, OW, OC, KH, KW, pt, pl, begin, end): rows of N·OH.
-    const args = [xOff, dyOff, dwOff, a.n, a.h, a.w, a.c, a.oh, a.ow, a.oc, a.kh, a.kw, a.padTop, a.padLeft];
-    const rows = a.n * a.oh;
-    this.run(1, args, 2, size * 4, rows);
-    // Each thread with rows summed them into its own partial; add those up.
-    out.fill(0);
-    for (let t = 0; t < this.threads; t++) {
-      if (Math.floor((rows * (t + 1)) / this.threads) === Math.floor((rows * t) / this.threads)) continue;
-      const part = new Float32Array(heap, dwOff + t * size * 4, size);
-      for (let i = 0; i < size; i++) out[i] += part[i];
+    const [[xOff, dyOff, dwOff], done] = this.bind([
+      { in: a.x },
+      { in: a.dy },
+      { scratch: size * this.threads },
+    ]);
+    try {
+      // filter_grad(x, dy, dw, N, H, W, C, OH, OW, OC, KH, KW, pt, pl, begin, end): rows of N·OH.
+      const args = [
+        xOff,
+        dyOff,
+        dwOff,
+        a.n,
+        a.h,
+        a.w,
+        a.c,
+        a.oh,
+        a.ow,
+        a.oc,
+        a.kh,
+        a.kw,
+        a.padTop,
+        a.padLeft,
+      ];
+      const rows = a.n * a.oh;
+      this.run(1, args, 2, size * 4, rows);
+      // Each thread with rows summed them into its own partial; add those up.
+      out.fill(0);
+      const heap = this.memory.buffer;
+      for (let t = 0; t < this.threads; t++) {
+        if (Math.floor((rows * (t + 1)) / this.threads) === Math.floor((rows * t) / this.threads)) continue;
+        const part = new Float32Array(heap, dwOff + t * size * 4, size);
+        for (let i = 0; i < size; i++) out[i] += part[i];
+      }
+    } finally {
+      done();
     }
   }
 
   /** out[c] = sum (or mean) over r of x[r, c]: the leading axes of an NHWC tensor reduced. */
   reduceRows(x: Float32Array, rows: number, cols: number, out: Float32Array, mean: boolean): void {
-    const [xOff, accOff] = this.reserve([x.length, 2 * cols * this.threads]); // a float64 per column per thread
-    const heap = this.memory.buffer;
-    new Float32Array(heap, xOff, x.length).set(x);
-    // reduce_rows(x, acc, cols, begin, end), a float64 partial per thread.
-    this.run(2, [xOff, accOff, cols], 1, cols * 8, rows);
-    const total = new Float64Array(cols);
-    for (let t = 0; t < this.threads; t++) {
-      if (Math.floor((rows * (t + 1)) / this.threads) === Math.floor((rows * t) / this.threads)) continue;
-      const part = new Float64Array(heap, accOff + t * cols * 8, cols);
-      for (let c = 0; c < cols; c++) total[c] += part[c];
+    // A float64 per column per thread.
+    const [[xOff, accOff], done] = this.bind([{ in: x }, { scratch: 2 * cols * this.threads }]);
+    try {
+      // reduce_rows(x, acc, cols, begin, end), a float64 partial per thread.
+      this.run(2, [xOff, accOff, cols], 1, cols * 8, rows);
+      const total = new Float64Array(cols);
+      const heap = this.memory.buffer;
+      for (let t = 0; t < this.threads; t++) {
+        if (Math.floor((rows * (t + 1)) / this.threads) === Math.floor((rows * t) / this.threads)) continue;
+        const part = new Float64Array(heap, accOff + t * cols * 8, cols);
+        for (let c = 0; c < cols; c++) total[c] += part[c];
+      }
+      for (let c = 0; c < cols; c++) out[c] = mean ? total[c] / rows : total[c];
+    } finally {
+      done();
     }
-    for (let c = 0; c < cols; c++) out[c] = mean ? total[c] / rows : total[c];
   }
 
   /** dx of a max pool (window geometry as computePool2DInfo gives it), images split across threads. */
   maxPoolGrad(a: WindowGeometry & { x: Float32Array; dy: Float32Array }, out: Float32Array): void {
-    const [xOff, dyOff, dxOff] = this.reserve([a.x.length, a.dy.length, out.length]);
-    const heap = this.memory.buffer;
-    new Float32Array(heap, xOff, a.x.length).set(a.x);
-    new Float32Array(heap, dyOff, a.dy.length).set(a.dy);
-    // max_pool_grad(x, dy, dx, H, W, C, OH, OW, FH, FW, SH, SW, DH, DW, top, left, begin, end): images.
-    const args = [xOff, dyOff, dxOff, a.h, a.w, a.c, a.oh, a.ow, a.kh, a.kw, a.sh, a.sw, a.dh, a.dw];
-    args.push(a.top, a.left);
-    this.run(3, args, -1, 0, a.n);
-    out.set(new Float32Array(heap, dxOff, out.length));
+    const [[xOff, dyOff, dxOff], done] = this.bind([{ in: a.x }, { in: a.dy }, { out }]);
+    try {
+      // max_pool_grad(x, dy, dx, H, W, C, OH, OW, FH, FW, SH, SW, DH, DW, top, left, begin, end): images.
+      const args = [xOff, dyOff, dxOff, a.h, a.w, a.c, a.oh, a.ow, a.kh, a.kw, a.sh, a.sw, a.dh, a.dw];
+      args.push(a.top, a.left);
+      this.run(3, args, -1, 0, a.n);
+    } finally {
+      done();
+    }
   }
 
   /**
@@ -243,34 +307,36 @@ export class ConvPool {
     epsilon: number,
     y: Float32Array,
   ): { mean: Float32Array; variance: Float32Array; invStd: Float32Array } {
-    const [xOff, yOff, accOff, scaleOff, shiftOff] = this.reserve([
-      x.length,
-      x.length,
-      4 * cols * this.threads, // two float64 sums per column per thread
-      cols,
-      cols,
+    const [[xOff, yOff, accOff, scaleOff, shiftOff], done] = this.bind([
+      { in: x },
+      { out: y },
+      { scratch: 4 * cols * this.threads }, // two float64 sums per column per thread
+      { scratch: cols },
+      { scratch: cols },
     ]);
-    const heap = this.memory.buffer;
-    new Float32Array(heap, xOff, x.length).set(x);
-    this.run(4, [xOff, accOff, cols], 1, cols * 16, rows); // bn_stats(x, acc, cols, begin, end)
-    const [sum, sumSq] = this.partials(accOff, cols, rows);
-    const mean = new Float32Array(cols);
-    const variance = new Float32Array(cols);
-    const invStd = new Float32Array(cols);
-    const scale = new Float32Array(heap, scaleOff, cols);
-    const shift = new Float32Array(heap, shiftOff, cols);
-    for (let c = 0; c < cols; c++) {
-      const m = sum[c] / rows;
-      const v = Math.max(sumSq[c] / rows - m * m, 0);
-      mean[c] = m;
-      variance[c] = v;
-      invStd[c] = 1 / Math.sqrt(v + epsilon);
-      scale[c] = gamma[c] * invStd[c];
-      shift[c] = beta[c] - m * scale[c];
+    try {
+      this.run(4, [xOff, accOff, cols], 1, cols * 16, rows); // bn_stats(x, acc, cols, begin, end)
+      const [sum, sumSq] = this.partials(accOff, cols, rows);
+      const mean = new Float32Array(cols);
+      const variance = new Float32Array(cols);
+      const invStd = new Float32Array(cols);
+      const heap = this.memory.buffer;
+      const scale = new Float32Array(heap, scaleOff, cols);
+      const shift = new Float32Array(heap, shiftOff, cols);
+      for (let c = 0; c < cols; c++) {
+        const m = sum[c] / rows;
+        const v = Math.max(sumSq[c] / rows - m * m, 0);
+        mean[c] = m;
+        variance[c] = v;
+        invStd[c] = 1 / Math.sqrt(v + epsilon);
+        scale[c] = gamma[c] * invStd[c];
+        shift[c] = beta[c] - m * scale[c];
+      }
+      this.run(5, [xOff, scaleOff, shiftOff, yOff, cols], -1, 0, rows); // bn_apply(x, scale, shift, y, cols, …)
+      return { mean, variance, invStd };
+    } finally {
+      done();
     }
-    this.run(5, [xOff, scaleOff, shiftOff, yOff, cols], -1, 0, rows); // bn_apply(x, scale, shift, y, cols, …)
-    y.set(new Float32Array(heap, yOff, y.length));
-    return { mean, variance, invStd };
   }
 
   /** Gradients of batchNormForward: dx into `dx`; returns dgamma and dbeta. */
@@ -284,39 +350,50 @@ export class ConvPool {
     gamma: Float32Array,
     dx: Float32Array,
   ): { dGamma: Float32Array; dBeta: Float32Array } {
-    const [xOff, dyOff, dxOff, accOff, meanOff, k1Off, k2Off, k3Off] = this.reserve([
-      x.length,
-      x.length,
-      x.length,
-      4 * cols * this.threads, // two float64 sums per column per thread
-      cols,
-      cols,
-      cols,
-      cols,
+    const [[xOff, dyOff, dxOff, accOff, meanOff, k1Off, k2Off, k3Off], done] = this.bind([
+      { in: x },
+      { in: dy },
+      { out: dx },
+      { scratch: 4 * cols * this.threads }, // two float64 sums per column per thread
+      { in: mean },
+      { scratch: cols },
+      { scratch: cols },
+      { scratch: cols },
     ]);
-    const heap = this.memory.buffer;
-    new Float32Array(heap, xOff, x.length).set(x);
-    new Float32Array(heap, dyOff, dy.length).set(dy);
-    new Float32Array(heap, meanOff, cols).set(mean);
-    this.run(6, [xOff, dyOff, meanOff, accOff, cols], 3, cols * 16, rows); // bn_grad_stats
-    const [sumDy, sumDyXc] = this.partials(accOff, cols, rows);
-    const dGamma = new Float32Array(cols);
-    const dBeta = new Float32Array(cols);
-    const k1 = new Float32Array(heap, k1Off, cols);
-    const k2 = new Float32Array(heap, k2Off, cols);
-    const k3 = new Float32Array(heap, k3Off, cols);
-    for (let c = 0; c < cols; c++) {
-      const s = invStd[c];
-      dBeta[c] = sumDy[c];
-      dGamma[c] = sumDyXc[c] * s;
-      // dx = gamma·s·(dy − Σdy/N − (x − mean)·s²·Σdy(x − mean)/N)
-      k1[c] = gamma[c] * s;
-      k2[c] = (-gamma[c] * s * s * s * sumDyXc[c]) / rows;
-      k3[c] = (-gamma[c] * s * sumDy[c]) / rows;
+    try {
+      this.run(6, [xOff, dyOff, meanOff, accOff, cols], 3, cols * 16, rows); // bn_grad_stats
+      const [sumDy, sumDyXc] = this.partials(accOff, cols, rows);
+      const dGamma = new Float32Array(cols);
+      const dBeta = new Float32Array(cols);
+      const heap = this.memory.buffer;
+      const k1 = new Float32Array(heap, k1Off, cols);
+      const k2 = new Float32Array(heap, k2Off, cols);
+      const k3 = new Float32Array(heap, k3Off, cols);
+      for (let c = 0; c < cols; c++) {
+        const s = invStd[c];
+        dBeta[c] = sumDy[c];
+        dGamma[c] = sumDyXc[c] * s;
+        // dx = gamma·s·(dy − Σdy/N − (x − mean)·s²·Σdy(x − mean)/N)
+        k1[c] = gamma[c] * s;
+        k2[c] = (-gamma[c] * s * s * s * sumDyXc[c]) / rows;
+        k3[c] = (-gamma[c] * s * sumDy[c]) / rows;
+      }
+      this.run(7, [xOff, dyOff, meanOff, k1Off, k2Off, k3Off, dxOff, cols], -1, 0, rows); // bn_grad_apply
+      return { dGamma, dBeta };
+    } finally {
+      done();
     }
-    this.run(7, [xOff, dyOff, meanOff, k1Off, k2Off, k3Off, dxOff, cols], -1, 0, rows); // bn_grad_apply
-    dx.set(new Float32Array(heap, dxOff, dx.length));
-    return { dGamma, dBeta };
+  }
+
+  /** dx = dy where 0 < x (≤ 6 for ReLU6), else 0: the ReLU / ReLU6 gradient in one pass. */
+  reluGrad(x: Float32Array, dy: Float32Array, dx: Float32Array, six: boolean): void {
+    const [[xOff, dyOff, dxOff], done] = this.bind([{ in: x }, { in: dy }, { out: dx }]);
+    try {
+      // relu_grad(x, dy, dx, six, n, begin, end): blocks of RELU_BLOCK elements.
+      this.run(8, [xOff, dyOff, dxOff, six ? 1 : 0, x.length], -1, 0, Math.ceil(x.length / RELU_BLOCK));
+    } finally {
+      done();
+    }
   }
 
   /** The two float64 column sums (each `cols` long) that every thread with rows left at `accOff`, added up. */
@@ -335,17 +412,55 @@ export class ConvPool {
     return [a, b];
   }
 
-  /** Offsets of consecutive 64-byte aligned buffers of these float counts; grows the memory to fit. */
-  private reserve(floats: number[]): number[] {
-    let at = align(this.dataStart);
-    const offs = floats.map((f) => {
-      const o = at;
-      at = align(at + f * 4);
-      return o;
+  /**
+   * Addresses in the pool's memory for a call's operands, and the function that ends the call. An array
+   * that already lives in the pool's memory (a tfjs tensor, when the pool shares tfjs's heap) is used in
+   * place; any other is copied in (inputs) or back out by `done` (outputs). Scratch and copies take one
+   * block: tfjs's malloc (freed by `done`) or the pool's own memory after its stacks.
+   */
+  private bind(ops: Operand[]): [number[], () => void] {
+    this.buffers.add(this.memory.buffer);
+    const inPlace = (a: Float32Array) => this.heap !== null && this.buffers.has(a.buffer);
+    const room = ops.map((o) => {
+      if ('scratch' in o) return o.scratch;
+      const a = 'in' in o ? o.in : o.out;
+      return inPlace(a) ? -1 : a.length;
     });
-    const have = this.memory.buffer.byteLength;
-    if (at > have) this.memory.grow(Math.ceil((at - have) / PAGE));
-    return offs;
+    const bytes = room.reduce((sum, f) => (f < 0 ? sum : sum + align(f * 4)), 0);
+    let base: number;
+    let block = 0;
+    if (this.heap) {
+      block = bytes > 0 ? this.heap.malloc(bytes + 64) : 0;
+      if (bytes > 0 && !block) throw new Error(`conv pool: tfjs malloc of ${bytes} bytes failed`);
+      if (block) this.scratchInUse += bytes + 64;
+      base = align(block);
+    } else {
+      base = align(this.dataStart);
+      const have = this.memory.buffer.byteLength;
+      if (base + bytes > have) this.memory.grow(Math.ceil((base + bytes - have) / PAGE));
+    }
+    // Views after any growth the allocation caused.
+    const buffer = this.memory.buffer;
+    this.buffers.add(buffer);
+    let at = base;
+    const copyBack: [Float32Array, number][] = [];
+    const addrs = ops.map((o, i) => {
+      if (room[i] < 0) return ('in' in o ? o.in : (o as { out: Float32Array }).out).byteOffset;
+      const addr = at;
+      at += align(room[i] * 4);
+      if ('in' in o) new Float32Array(buffer, addr, o.in.length).set(o.in);
+      else if ('out' in o) copyBack.push([o.out, addr]);
+      return addr;
+    });
+    const done = () => {
+      const now = this.memory.buffer;
+      for (const [out, addr] of copyBack) out.set(new Float32Array(now, addr, out.length));
+      if (block) {
+        this.heap?.free(block);
+        this.scratchInUse -= bytes + 64;
+      }
+    };
+    return [addrs, done];
   }
 
   private run(kernel: number, args: number[], scratchArg: number, scratchStride: number, units: number) {
@@ -394,20 +509,36 @@ function loadModule(fma: boolean): { module: object; fma: boolean } {
 }
 
 let threads = 1;
+let tfjsHeap: TfjsHeap | null = null;
 let shared: ConvPool | null = null;
 
-/** The process's pool (created on first use), with the thread count of setConvPoolThreads. */
+/** The process's pool (created on first use), as configureConvPool set it. */
 export function convPool(): ConvPool {
-  shared ??= new ConvPool(threads);
+  shared ??= new ConvPool(threads, tfjsHeap ? { heap: tfjsHeap } : {});
   return shared;
 }
 
-/** Threads of the conv pool: the wasm backend's own count (initBackend sets it). */
-export function setConvPoolThreads(n: number): void {
+/**
+ * Threads of the conv pool (the wasm backend's own count), and tfjs's heap when its memory is shared
+ * (the threaded build) so the pool works on tensors in place; initBackend sets both.
+ */
+export function configureConvPool(n: number, heap: TfjsHeap | null = null): void {
   const want = Math.max(1, Math.floor(n));
-  if (want === threads) return;
+  if (want === threads && heap === tfjsHeap) return;
   threads = want;
+  tfjsHeap = heap;
   const old = shared;
   shared = null;
   void old?.close();
+}
+
+/** tfjs-backend-wasm's heap when it can be shared with the pool (threaded build), else null. */
+export function tfjsHeapOf(backend: unknown): TfjsHeap | null {
+  const m = (backend as { wasm?: { wasmMemory?: SharedMemory; _malloc?: unknown; _free?: unknown } }).wasm;
+  if (!m?.wasmMemory || typeof m._malloc !== 'function' || typeof m._free !== 'function') return null;
+  if (!(m.wasmMemory.buffer instanceof SharedArrayBuffer)) return null;
+  const malloc = m._malloc as (n: number) => number;
+  const free = m._free as (p: number) => void;
+  // malloc returns a signed i32 past 2 GiB: as an address, unsigned.
+  return { memory: m.wasmMemory, malloc: (n) => malloc(n) >>> 0, free: (p) => free(p) };
 }

@@ -16,6 +16,7 @@ const FUNCTIONS = [
   exports.bn_apply,
   exports.bn_grad_stats,
   exports.bn_grad_apply,
+  exports.relu_grad,
 ];
 // Control block layout: see conv_pool.ts. From generation 0: a job posted before this thread got here
 // is not missed (wait returns at once).

@@ -15,6 +15,7 @@ import {
 import { makeIdentity } from './identity.js';
 import { makeMaxPoolGrad } from './max_pool_grad.js';
 import { makeMean, makeSum } from './reductions.js';
+import { useOnePassReluGradients } from './relu_grad.js';
 import { makeTile } from './tile.js';
 import { unsortedSegmentSumConfig } from './unsorted_segment_sum.js';
 import { makeWinogradConv } from './winograd.js';
@@ -67,6 +68,7 @@ export function registerTrainingKernels(options: { replaceSlowKernels?: boolean 
         }[name],
       );
     }
+    useOnePassReluGradients();
     added = true;
   }
   useKernelReplacements(options.replaceSlowKernels ?? true);

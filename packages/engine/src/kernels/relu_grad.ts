@@ -1,0 +1,61 @@
+import type { KernelConfig, TensorInfo } from '@tensorflow/tfjs-core';
+import * as tf from '@tensorflow/tfjs-core';
+import { convPool } from './conv_pool.js';
+import { asWasmBackend } from './util.js';
+
+/**
+ * ReLU and ReLU6 gradients in one pass. tfjs-core computes them as mul(dy, cast(step(x))) (and a
+ * lessEqual for ReLU6): three or four full-size passes and temporaries after every conv-BN-ReLU, ~10%
+ * of a small conv net's step on wasm. Here: one SIMD pass on the conv pool's threads (wasm/training.c,
+ * relu_grad). The gradients stay registered on every backend; off wasm they compute what tfjs-core does.
+ */
+export const RELU_GRAD = 'HeadbenchReluGrad';
+
+/** Gradients that took the one-pass kernel (tests check which path ran). */
+export const reluGradStats = { calls: 0 };
+
+export const reluGradConfig: KernelConfig = {
+  kernelName: RELU_GRAD,
+  backendName: 'wasm',
+  kernelFunc: ({ inputs, backend, attrs }) => {
+    const { x, dy } = inputs as { x: TensorInfo; dy: TensorInfo };
+    const wasm = asWasmBackend(backend);
+    const out = wasm.makeOutput(x.shape, 'float32');
+    reluGradStats.calls++;
+    convPool().reluGrad(
+      wasm.typedArrayFromHeap(x) as Float32Array,
+      wasm.typedArrayFromHeap(dy) as Float32Array,
+      wasm.typedArrayFromHeap(out) as Float32Array,
+      (attrs as { six?: boolean }).six === true,
+    );
+    return out;
+  },
+};
+
+function grad(dy: tf.Tensor, x: tf.Tensor, six: boolean): tf.Tensor {
+  if (tf.getBackend() === 'wasm' && x.dtype === 'float32' && dy.dtype === 'float32') {
+    return tf.engine().runKernel(RELU_GRAD, { x, dy }, { six }) as tf.Tensor;
+  }
+  // tfjs-core's own formulas.
+  const mask = six ? tf.mul(tf.lessEqual(x, 6), tf.step(x)) : tf.step(x);
+  return tf.mul(dy, tf.cast(mask, 'float32'));
+}
+
+let registered = false;
+
+/** Registers the kernel on wasm and the Relu / Relu6 gradients that use it (idempotent). */
+export function useOnePassReluGradients(): void {
+  if (registered) return;
+  if (tf.getKernel(RELU_GRAD, 'wasm') == null) tf.registerKernel(reluGradConfig);
+  for (const [kernelName, six] of [
+    ['Relu', false],
+    ['Relu6', true],
+  ] as const) {
+    tf.registerGradient({
+      kernelName,
+      inputsToSave: ['x'],
+      gradFunc: (dy, saved) => ({ x: () => grad(dy as tf.Tensor, saved[0], six) }),
+    });
+  }
+  registered = true;
+}
