@@ -131,6 +131,8 @@ export interface FilterGradStride1 extends Stride1Geometry {
  */
 export interface TfjsHeap {
   memory: SharedMemory;
+  /** The threaded build's memory is shared (helpers can use it); the one-thread build's is not. */
+  shared: boolean;
   malloc(bytes: number): number;
   free(address: number): void;
 }
@@ -159,10 +161,12 @@ export class ConvPool {
     readonly threads: number,
     options: { fma?: boolean; heap?: TfjsHeap } = {},
   ) {
-    const { module, fma } = loadModule(options.fma ?? process.env.HEADBENCH_WASM_FMA !== '0');
-    this.fma = fma;
-    this.heap = options.heap ?? null;
+    // An unshared heap cannot be handed to helper threads: then the pool keeps its own memory.
+    this.heap = options.heap && (options.heap.shared || threads === 1) ? options.heap : null;
     this.inPlace = this.heap !== null;
+    const shared = this.heap?.shared ?? true;
+    const { module, fma } = loadModule(options.fma ?? process.env.HEADBENCH_WASM_FMA !== '0', shared);
+    this.fma = fma;
     this.memory = this.heap?.memory ?? new WA.Memory({ initial: 256, maximum: 65536, shared: true });
     this.main = new WA.Instance(module, { env: { memory: this.memory } }).exports as PoolExports;
     // Own memory: the module's own (stack-first) stack, helper stacks after it, then data. tfjs's heap:
@@ -223,10 +227,11 @@ export class ConvPool {
   /** dw [kh, kw, C, OC] of a stride-1, dilation-1 NHWC conv; OC a multiple of 4. */
   filterGrad(a: FilterGradStride1, out: Float32Array): void {
     const size = a.kh * a.kw * a.c * a.oc;
-    const [[xOff, dyOff, dwOff], done] = this.bind([
+    const [[xOff, dyOff, dwOff], done, view] = this.bind([
       { in: a.x },
       { in: a.dy },
       { scratch: size * this.threads },
+      { out },
     ]);
     try {
       // filter_grad(x, dy, dw, N, H, W, C, OH, OW, OC, KH, KW, pt, pl, begin, end): rows of N·OH.
@@ -249,12 +254,13 @@ export class ConvPool {
       const rows = a.n * a.oh;
       this.run(1, args, 2, size * 4, rows);
       // Each thread with rows summed them into its own partial; add those up.
-      out.fill(0);
+      const dw = view(3);
+      dw.fill(0);
       const heap = this.memory.buffer;
       for (let t = 0; t < this.threads; t++) {
         if (Math.floor((rows * (t + 1)) / this.threads) === Math.floor((rows * t) / this.threads)) continue;
         const part = new Float32Array(heap, dwOff + t * size * 4, size);
-        for (let i = 0; i < size; i++) out[i] += part[i];
+        for (let i = 0; i < size; i++) dw[i] += part[i];
       }
     } finally {
       done();
@@ -264,7 +270,11 @@ export class ConvPool {
   /** out[c] = sum (or mean) over r of x[r, c]: the leading axes of an NHWC tensor reduced. */
   reduceRows(x: Float32Array, rows: number, cols: number, out: Float32Array, mean: boolean): void {
     // A float64 per column per thread.
-    const [[xOff, accOff], done] = this.bind([{ in: x }, { scratch: 2 * cols * this.threads }]);
+    const [[xOff, accOff], done, view] = this.bind([
+      { in: x },
+      { scratch: 2 * cols * this.threads },
+      { out },
+    ]);
     try {
       // reduce_rows(x, acc, cols, begin, end), a float64 partial per thread.
       this.run(2, [xOff, accOff, cols], 1, cols * 8, rows);
@@ -275,7 +285,8 @@ export class ConvPool {
         const part = new Float64Array(heap, accOff + t * cols * 8, cols);
         for (let c = 0; c < cols; c++) total[c] += part[c];
       }
-      for (let c = 0; c < cols; c++) out[c] = mean ? total[c] / rows : total[c];
+      const sums = view(2);
+      for (let c = 0; c < cols; c++) sums[c] = mean ? total[c] / rows : total[c];
     } finally {
       done();
     }
@@ -307,6 +318,9 @@ export class ConvPool {
     epsilon: number,
     y: Float32Array,
   ): { mean: Float32Array; variance: Float32Array; invStd: Float32Array } {
+    // Read in JS below: copied now, as a view on an unshared heap dies when bind's allocation grows it.
+    const g = gamma.slice();
+    const b = beta.slice();
     const [[xOff, yOff, accOff, scaleOff, shiftOff], done] = this.bind([
       { in: x },
       { out: y },
@@ -329,8 +343,8 @@ export class ConvPool {
         mean[c] = m;
         variance[c] = v;
         invStd[c] = 1 / Math.sqrt(v + epsilon);
-        scale[c] = gamma[c] * invStd[c];
-        shift[c] = beta[c] - m * scale[c];
+        scale[c] = g[c] * invStd[c];
+        shift[c] = b[c] - m * scale[c];
       }
       this.run(5, [xOff, scaleOff, shiftOff, yOff, cols], -1, 0, rows); // bn_apply(x, scale, shift, y, cols, …)
       return { mean, variance, invStd };
@@ -350,6 +364,7 @@ export class ConvPool {
     gamma: Float32Array,
     dx: Float32Array,
   ): { dGamma: Float32Array; dBeta: Float32Array } {
+    const g = gamma.slice(); // read in JS below (see batchNormForward)
     const [[xOff, dyOff, dxOff, accOff, meanOff, k1Off, k2Off, k3Off], done] = this.bind([
       { in: x },
       { in: dy },
@@ -374,9 +389,9 @@ export class ConvPool {
         dBeta[c] = sumDy[c];
         dGamma[c] = sumDyXc[c] * s;
         // dx = gamma·s·(dy − Σdy/N − (x − mean)·s²·Σdy(x − mean)/N)
-        k1[c] = gamma[c] * s;
-        k2[c] = (-gamma[c] * s * s * s * sumDyXc[c]) / rows;
-        k3[c] = (-gamma[c] * s * sumDy[c]) / rows;
+        k1[c] = g[c] * s;
+        k2[c] = (-g[c] * s * s * s * sumDyXc[c]) / rows;
+        k3[c] = (-g[c] * s * sumDy[c]) / rows;
       }
       this.run(7, [xOff, dyOff, meanOff, k1Off, k2Off, k3Off, dxOff, cols], -1, 0, rows); // bn_grad_apply
       return { dGamma, dBeta };
@@ -387,10 +402,11 @@ export class ConvPool {
 
   /** dx = dy where 0 < x (≤ 6 for ReLU6), else 0: the ReLU / ReLU6 gradient in one pass. */
   reluGrad(x: Float32Array, dy: Float32Array, dx: Float32Array, six: boolean): void {
+    const n = x.length;
     const [[xOff, dyOff, dxOff], done] = this.bind([{ in: x }, { in: dy }, { out: dx }]);
     try {
       // relu_grad(x, dy, dx, six, n, begin, end): blocks of RELU_BLOCK elements.
-      this.run(8, [xOff, dyOff, dxOff, six ? 1 : 0, x.length], -1, 0, Math.ceil(x.length / RELU_BLOCK));
+      this.run(8, [xOff, dyOff, dxOff, six ? 1 : 0, n], -1, 0, Math.ceil(n / RELU_BLOCK));
     } finally {
       done();
     }
@@ -413,19 +429,25 @@ export class ConvPool {
   }
 
   /**
-   * Addresses in the pool's memory for a call's operands, and the function that ends the call. An array
-   * that already lives in the pool's memory (a tfjs tensor, when the pool shares tfjs's heap) is used in
-   * place; any other is copied in (inputs) or back out by `done` (outputs). Scratch and copies take one
-   * block: tfjs's malloc (freed by `done`) or the pool's own memory after its stacks.
+   * Addresses in the pool's memory for a call's operands, the function that ends the call, and fresh
+   * views of operands (for outputs written from JS). An array that already lives in the pool's memory (a
+   * tfjs tensor, when the pool works in tfjs's heap) is used in place; any other is copied in (inputs) or
+   * back out by `done` (outputs). Scratch and copies take one block: tfjs's malloc (freed by `done`) or
+   * the pool's own memory after its stacks. Addresses are taken before allocating: growing an unshared
+   * heap detaches the views made before it (shared memory keeps them).
    */
-  private bind(ops: Operand[]): [number[], () => void] {
-    this.buffers.add(this.memory.buffer);
-    const inPlace = (a: Float32Array) => this.heap !== null && this.buffers.has(a.buffer);
-    const room = ops.map((o) => {
-      if ('scratch' in o) return o.scratch;
-      const a = 'in' in o ? o.in : o.out;
-      return inPlace(a) ? -1 : a.length;
+  private bind(ops: Operand[]): [number[], () => void, (i: number) => Float32Array] {
+    const current = this.memory.buffer;
+    this.buffers.add(current);
+    const arrayOf = (o: Operand) => ('in' in o ? o.in : 'out' in o ? o.out : null);
+    const place = ops.map((o) => {
+      const a = arrayOf(o);
+      if (a === null || this.heap === null) return -1;
+      if (a.buffer === current || (this.heap.shared && this.buffers.has(a.buffer))) return a.byteOffset;
+      return -1;
     });
+    const lengths = ops.map((o) => ('scratch' in o ? o.scratch : (arrayOf(o) as Float32Array).length));
+    const room = lengths.map((n, i) => (place[i] >= 0 ? -1 : n));
     const bytes = room.reduce((sum, f) => (f < 0 ? sum : sum + align(f * 4)), 0);
     let base: number;
     let block = 0;
@@ -445,13 +467,14 @@ export class ConvPool {
     let at = base;
     const copyBack: [Float32Array, number][] = [];
     const addrs = ops.map((o, i) => {
-      if (room[i] < 0) return ('in' in o ? o.in : (o as { out: Float32Array }).out).byteOffset;
+      if (room[i] < 0) return place[i];
       const addr = at;
       at += align(room[i] * 4);
-      if ('in' in o) new Float32Array(buffer, addr, o.in.length).set(o.in);
+      if ('in' in o) new Float32Array(buffer, addr, lengths[i]).set(o.in);
       else if ('out' in o) copyBack.push([o.out, addr]);
       return addr;
     });
+    const view = (i: number) => new Float32Array(this.memory.buffer, addrs[i], lengths[i]);
     const done = () => {
       const now = this.memory.buffer;
       for (const [out, addr] of copyBack) out.set(new Float32Array(now, addr, out.length));
@@ -460,7 +483,7 @@ export class ConvPool {
         this.scratchInUse -= bytes + 64;
       }
     };
-    return [addrs, done];
+    return [addrs, done, view];
   }
 
   private run(kernel: number, args: number[], scratchArg: number, scratchStride: number, units: number) {
@@ -497,15 +520,16 @@ const align = (n: number) => Math.ceil(n / 64) * 64;
  * The FMA build when asked for and the engine takes it: relaxed SIMD is behind a flag in Node 20's V8
  * (default from V8 11.4), and the flag can still be set at run time, before the module is compiled.
  */
-function loadModule(fma: boolean): { module: object; fma: boolean } {
+function loadModule(fma: boolean, shared: boolean): { module: object; fma: boolean } {
   const read = (name: string) =>
     fs.readFileSync(fileURLToPath(new URL(`../../wasm/${name}`, import.meta.url)));
+  const base = shared ? 'conv_pool' : 'conv_pool_single';
   if (fma) {
-    const bytes = read('conv_pool_fma.wasm');
+    const bytes = read(`${base}_fma.wasm`);
     if (!WA.validate(bytes)) v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
     if (WA.validate(bytes)) return { module: new WA.Module(bytes), fma: true };
   }
-  return { module: new WA.Module(read('conv_pool.wasm')), fma: false };
+  return { module: new WA.Module(read(`${base}.wasm`)), fma: false };
 }
 
 let threads = 1;
@@ -532,13 +556,21 @@ export function configureConvPool(n: number, heap: TfjsHeap | null = null): void
   void old?.close();
 }
 
-/** tfjs-backend-wasm's heap when it can be shared with the pool (threaded build), else null. */
+/** tfjs-backend-wasm's heap, for the pool to work in (null when the backend does not expose it). */
 export function tfjsHeapOf(backend: unknown): TfjsHeap | null {
-  const m = (backend as { wasm?: { wasmMemory?: SharedMemory; _malloc?: unknown; _free?: unknown } }).wasm;
-  if (!m?.wasmMemory || typeof m._malloc !== 'function' || typeof m._free !== 'function') return null;
-  if (!(m.wasmMemory.buffer instanceof SharedArrayBuffer)) return null;
+  type Module = {
+    wasmMemory?: SharedMemory;
+    asm?: { memory?: SharedMemory };
+    _malloc?: unknown;
+    _free?: unknown;
+  };
+  const m = (backend as { wasm?: Module }).wasm;
+  // The threaded build exports its memory as wasmMemory; the one-thread build only as asm.memory.
+  const memory = m?.wasmMemory ?? m?.asm?.memory;
+  if (!m || !memory || typeof m._malloc !== 'function' || typeof m._free !== 'function') return null;
+  const shared = memory.buffer instanceof SharedArrayBuffer;
   const malloc = m._malloc as (n: number) => number;
   const free = m._free as (p: number) => void;
   // malloc returns a signed i32 past 2 GiB: as an address, unsigned.
-  return { memory: m.wasmMemory, malloc: (n) => malloc(n) >>> 0, free: (p) => free(p) };
+  return { memory, shared, malloc: (n) => malloc(n) >>> 0, free: (p) => free(p) };
 }
