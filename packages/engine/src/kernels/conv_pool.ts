@@ -8,8 +8,8 @@ import type { DepthwiseGeometry as WindowGeometry } from './wasm_kernels.js';
 
 /**
  * Runs the kernels of wasm/conv_pool.wasm (Winograd convolution, conv filter gradient, column sums,
- * max-pool gradient, BatchNorm training) on several threads: one shared WebAssembly memory (tfjs's own
- * heap when it is shared, so tensors are used in place; else the pool's, with operands copied in and
+ * max-pool gradient, BatchNorm training, ReLU gradient) on several threads: one WebAssembly memory (tfjs's
+ * own heap, so tensors are used in place; a pool built without it has its own, and copies operands in and
  * out), one instance on this thread and one per helper worker (each with its own stack), woken through a
  * control block with Atomics. The calling thread does its share too
  * and blocks until the helpers are done, so a kernel call stays synchronous, as tfjs kernels must be.
@@ -125,9 +125,10 @@ export interface FilterGradStride1 extends Stride1Geometry {
 }
 
 /**
- * tfjs-backend-wasm's own heap, for a pool that works on tensors in place: its threaded build's memory is
- * shared, so our instances can import it (conv_pool.wasm has no data segment: it writes nothing at
- * instantiation). Scratch and thread stacks then come from tfjs's malloc.
+ * tfjs-backend-wasm's own heap, for a pool that works on tensors in place: our instances import its
+ * memory (conv_pool*.wasm have no data segment: they write nothing at instantiation); scratch and thread
+ * stacks come from tfjs's malloc. The threaded build's memory is shared (conv_pool*.wasm, every thread);
+ * the one-thread build's is not (conv_pool_single*.wasm, one thread).
  */
 export interface TfjsHeap {
   memory: SharedMemory;
