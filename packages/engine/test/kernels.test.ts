@@ -688,6 +688,26 @@ describe('gradients through ops that use the new kernels', () => {
       }
     });
 
+  it('a gradient of the ReLU6 gradient (second order) matches cpu', async () => {
+    const shape = [2, 9, 8, 4];
+    const g = async (backend: 'wasm' | 'cpu') => {
+      await initBackend(backend);
+      return tf.tidy(() => {
+        const x = tf.tensor(edgy(size(shape), 1500), shape);
+        const w = tf.tensor(rand(size(shape), 1501), shape);
+        const inner = (v: tf.Tensor) => tf.grad((u: tf.Tensor) => tf.sum(tf.mul(tf.relu6(u), v)))(x);
+        return tf
+          .grad((v: tf.Tensor) => tf.sum(tf.mul(inner(v), w)))(w)
+          .dataSync();
+      });
+    };
+    const w = await g('wasm');
+    const c = await g('cpu');
+    await initBackend('wasm');
+    expect(maxAbs(c)).toBeGreaterThan(0.1);
+    expect(w.findIndex((v, i) => v !== c[i])).toBe(-1);
+  });
+
   it('gather gradient (UnsortedSegmentSum) through tf.grad', async () => {
     const idx = [3, 1, 3, 0, 2, 3];
     const g = (v: tf.Tensor) => tf.gather(v, tf.tensor1d(idx, 'int32'));

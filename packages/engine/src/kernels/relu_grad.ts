@@ -57,5 +57,15 @@ export function useOnePassReluGradients(): void {
       gradFunc: (dy, saved) => ({ x: () => grad(dy as tf.Tensor, saved[0], six) }),
     });
   }
+  // Second order (a gradient of a gradient): linear in dy through the same mask, flat in x.
+  tf.registerGradient({
+    kernelName: RELU_GRAD,
+    inputsToSave: ['x'],
+    gradFunc: (ddx, saved, attrs) => {
+      const [x] = saved;
+      const six = (attrs as { six?: boolean }).six === true;
+      return { dy: () => grad(ddx as tf.Tensor, x, six), x: () => tf.zerosLike(x) };
+    },
+  });
   registered = true;
 }
