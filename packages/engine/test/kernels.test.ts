@@ -747,7 +747,8 @@ describe("the conv pool in tfjs's heap", () => {
       );
     const calls = winogradStats.calls;
     expect(relErr(conv(), want)).toBeLessThanOrEqual(TOL);
-    // Grow tfjs's heap by 256 MB while tensors made before it live on, then convolve again.
+    // Grow tfjs's heap by 256 MB (a new buffer object, or a detached old one on the one-thread build),
+    // then convolve again: the pool must follow the heap it imports.
     const before = memory.buffer.byteLength;
     const big = tf.zeros([64, 1024, 1024]);
     expect(memory.buffer.byteLength).toBeGreaterThan(before);
