@@ -5,6 +5,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { configureConvPool, tfjsHeapOf } from './kernels/conv_pool.js';
 import { registerTrainingKernels } from './kernels/index.js';
+import { useOnePassReluGradients } from './kernels/relu_grad.js';
 import { useFusedBatchNormTraining } from './layers/batch_norm_training.js';
 import { usePlainConvTraining } from './layers/conv_training.js';
 import { unrefPoolWorkers, withNodeThreads } from './wasm_threads.js';
@@ -96,6 +97,8 @@ async function initUncached(preference: BackendPreference): Promise<BackendInfo>
   useFusedBatchNormTraining();
   // Linear convs skip input gradients nobody needs (the images', the frozen blocks').
   usePlainConvTraining();
+  // After ensureGradients: importing tfjs-layers registers every stock gradient, ours must come later.
+  useOnePassReluGradients();
   current = info;
   return info;
 }

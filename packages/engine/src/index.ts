@@ -5,7 +5,7 @@ export {
   type DataParallelTrainer,
 } from './data_parallel.js';
 export { fuseForInference, type InferenceGraph } from './inference/fuse.js';
-export { ConvPool, configureConvPool, convPool } from './kernels/conv_pool.js';
+export { ConvPool, configureConvPool, convPool, type TfjsHeap, tfjsHeapOf } from './kernels/conv_pool.js';
 export { filterGradStats } from './kernels/conv2d_backprop_filter.js';
 export {
   ADDED_KERNELS,

@@ -15,7 +15,6 @@ import {
 import { makeIdentity } from './identity.js';
 import { makeMaxPoolGrad } from './max_pool_grad.js';
 import { makeMean, makeSum } from './reductions.js';
-import { useOnePassReluGradients } from './relu_grad.js';
 import { makeTile } from './tile.js';
 import { unsortedSegmentSumConfig } from './unsorted_segment_sum.js';
 import { makeWinogradConv } from './winograd.js';
@@ -68,7 +67,6 @@ export function registerTrainingKernels(options: { replaceSlowKernels?: boolean 
         }[name],
       );
     }
-    useOnePassReluGradients();
     added = true;
   }
   useKernelReplacements(options.replaceSlowKernels ?? true);

@@ -41,12 +41,32 @@ function grad(dy: tf.Tensor, x: tf.Tensor, six: boolean): tf.Tensor {
   return tf.mul(dy, tf.cast(mask, 'float32'));
 }
 
-let registered = false;
+let stockGradients: tf.GradConfig[] | null = null;
 
-/** Registers the kernel on wasm and the Relu / Relu6 gradients that use it (idempotent). */
-export function useOnePassReluGradients(): void {
-  if (registered) return;
-  if (tf.getKernel(RELU_GRAD, 'wasm') == null) tf.registerKernel(reluGradConfig);
+/**
+ * Registers the kernel on wasm and the Relu / Relu6 gradients that use it; with `on` false, tfjs-core's
+ * own gradients again (benchmarks' A/B). Idempotent.
+ */
+export function useOnePassReluGradients(on = true): void {
+  if (stockGradients === null) {
+    // (None when no tfjs gradients are registered at all: initBackend has warned about that.)
+    stockGradients = ['Relu', 'Relu6'].flatMap((name) => tf.getGradient(name) ?? []);
+    if (tf.getKernel(RELU_GRAD, 'wasm') == null) tf.registerKernel(reluGradConfig);
+    // Second order (a gradient of a gradient): linear in dy through the same mask, flat in x.
+    tf.registerGradient({
+      kernelName: RELU_GRAD,
+      inputsToSave: ['x'],
+      gradFunc: (ddx, saved, attrs) => {
+        const [x] = saved;
+        const six = (attrs as { six?: boolean }).six === true;
+        return { dy: () => grad(ddx as tf.Tensor, x, six), x: () => tf.zerosLike(x) };
+      },
+    });
+  }
+  if (!on) {
+    for (const config of stockGradients) tf.registerGradient(config);
+    return;
+  }
   for (const [kernelName, six] of [
     ['Relu', false],
     ['Relu6', true],
@@ -57,15 +77,4 @@ export function useOnePassReluGradients(): void {
       gradFunc: (dy, saved) => ({ x: () => grad(dy as tf.Tensor, saved[0], six) }),
     });
   }
-  // Second order (a gradient of a gradient): linear in dy through the same mask, flat in x.
-  tf.registerGradient({
-    kernelName: RELU_GRAD,
-    inputsToSave: ['x'],
-    gradFunc: (ddx, saved, attrs) => {
-      const [x] = saved;
-      const six = (attrs as { six?: boolean }).six === true;
-      return { dy: () => grad(ddx as tf.Tensor, x, six), x: () => tf.zerosLike(x) };
-    },
-  });
-  registered = true;
 }

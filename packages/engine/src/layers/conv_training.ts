@@ -27,19 +27,29 @@ interface ConvLayer {
 }
 type Call = (this: ConvLayer, inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>) => tf.Tensor;
 
-let patched = false;
+let stock: Call | null = null;
+let plain: Call | null = null;
 
-/** Installs the per-input-gradient training path on tfjs-layers' Conv2D (idempotent, every backend). */
-export function usePlainConvTraining(): void {
-  if (patched) return;
+/**
+ * Installs (or, with `on` false, removes: benchmarks' A/B) the per-input-gradient training path on
+ * tfjs-layers' Conv2D. Idempotent; every backend.
+ */
+export function usePlainConvTraining(on = true): void {
   // Conv2D's prototype chain: Conv2D → Conv (which defines call) → BaseConv → Layer.
   const proto = Object.getPrototypeOf(
     Object.getPrototypeOf(tfl.layers.conv2d({ filters: 1, kernelSize: 1 })),
   ) as { call: Call };
   if (!Object.hasOwn(proto, 'call'))
     throw new Error('tfjs-layers Conv.call not found: the pinned version changed');
-  const stock = proto.call;
-  proto.call = function (this: ConvLayer, inputs, kwargs) {
+  if (stock === null) {
+    stock = proto.call;
+    plain = plainCall(stock);
+  }
+  proto.call = (on ? plain : stock) as Call;
+}
+
+function plainCall(stock: Call): Call {
+  return function (this: ConvLayer, inputs, kwargs) {
     const input = Array.isArray(inputs) ? inputs[0] : inputs;
     const recording = (tf.engine().state as unknown as { gradientDepth: number }).gradientDepth > 0;
     if (
@@ -65,5 +75,4 @@ export function usePlainConvTraining(): void {
       return this.bias ? tf.add(y, this.bias.read()) : y;
     });
   };
-  patched = true;
 }
