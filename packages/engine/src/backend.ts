@@ -225,7 +225,7 @@ async function initWasm(requested: BackendPreference): Promise<BackendInfo> {
   await tf.ready();
   // Registered after the backend is up, so the stock kernels we replace have already run their setup.
   registerTrainingKernels();
-  // The threaded build's heap is shared memory: the conv pool then works on tensors in place.
+  // The conv pool works in tfjs's heap, on tensors in place (shared on the threaded build, or not).
   configureConvPool(wasm.getThreadsCount(), tfjsHeapOf(tf.findBackend('wasm')));
   return { name: 'wasm', requested, tfjsNode: false, gpu: false, threads: wasm.getThreadsCount() };
 }
