@@ -259,7 +259,7 @@ export class ConvPool {
       dw.fill(0);
       const heap = this.memory.buffer;
       for (let t = 0; t < this.threads; t++) {
-        if (Math.floor((rows * (t + 1)) / this.threads) === Math.floor((rows * t) / this.threads)) continue;
+        if (!this.ranUnits(t, rows)) continue;
         const part = new Float32Array(heap, dwOff + t * size * 4, size);
         for (let i = 0; i < size; i++) dw[i] += part[i];
       }
@@ -282,7 +282,7 @@ export class ConvPool {
       const total = new Float64Array(cols);
       const heap = this.memory.buffer;
       for (let t = 0; t < this.threads; t++) {
-        if (Math.floor((rows * (t + 1)) / this.threads) === Math.floor((rows * t) / this.threads)) continue;
+        if (!this.ranUnits(t, rows)) continue;
         const part = new Float64Array(heap, accOff + t * cols * 8, cols);
         for (let c = 0; c < cols; c++) total[c] += part[c];
       }
@@ -413,13 +413,18 @@ export class ConvPool {
     }
   }
 
+  /** Whether thread t got any of `units` (the split run() and the helpers use): only those wrote a partial. */
+  private ranUnits(t: number, units: number): boolean {
+    return Math.floor((units * (t + 1)) / this.threads) > Math.floor((units * t) / this.threads);
+  }
+
   /** The two float64 column sums (each `cols` long) that every thread with rows left at `accOff`, added up. */
   private partials(accOff: number, cols: number, rows: number): [Float64Array, Float64Array] {
     const a = new Float64Array(cols);
     const b = new Float64Array(cols);
     const heap = this.memory.buffer;
     for (let t = 0; t < this.threads; t++) {
-      if (Math.floor((rows * (t + 1)) / this.threads) === Math.floor((rows * t) / this.threads)) continue;
+      if (!this.ranUnits(t, rows)) continue;
       const part = new Float64Array(heap, accOff + t * cols * 16, 2 * cols);
       for (let c = 0; c < cols; c++) {
         a[c] += part[c];
