@@ -74,6 +74,37 @@ export function lastStep(series: SeriesMap | undefined, names?: readonly string[
   return any ? min : -1;
 }
 
+/**
+ * Where a resync reads each run's points from after live updates were down: what the page held when they
+ * stopped. Live points of the new subscription can reach the page before the resync's read and raise the
+ * held step past the points missed meanwhile, which would then never be fetched. `mark` before each
+ * (re)subscribe keeps the lower of a new and an uncleared earlier mark; `clear(token)` after a resync
+ * that read from `token`'s marks succeeded (a newer mark stays).
+ */
+export class ResyncMarks {
+  private marks: Map<string, number> | null = null;
+
+  mark(held: ReadonlyMap<string, number>): void {
+    const next = new Map<string, number>();
+    for (const [run, step] of held) next.set(run, Math.min(step, this.marks?.get(run) ?? step));
+    this.marks = next;
+  }
+
+  /** The step to read run's points after: the lower of what it holds now and its mark. */
+  since(run: string, held: number): number {
+    return Math.min(held, this.marks?.get(run) ?? held);
+  }
+
+  /** The marks a resync starting now reads from (pass to `clear`). */
+  token(): object | null {
+    return this.marks;
+  }
+
+  clear(token: object | null): void {
+    if (token !== null && this.marks === token) this.marks = null;
+  }
+}
+
 function xOf(p: Point, mode: XMode, t0: number): number {
   if (mode === 'epoch') return p.epoch ?? p.step;
   if (mode === 'step') return p.step;

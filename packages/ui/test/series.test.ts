@@ -9,6 +9,7 @@ import {
   lastStep,
   mergePoints,
   type Point,
+  ResyncMarks,
   runLine,
 } from '../src/index.ts';
 
@@ -115,5 +116,36 @@ describe('series math', () => {
     expect(axisTicks(0, 1, 0.25, false)).toEqual([0, 0.25, 0.5, 0.75, 1]);
     expect(axisTicks(0.05, 0.35, 0.1, false)).toEqual([0.1, 0.2, 0.3]);
     expect(axisTicks(0, 1, 0, false)).toEqual([]);
+  });
+});
+
+describe('ResyncMarks', () => {
+  it('reads a resync from what was held when live updates stopped, not from later live points', () => {
+    const marks = new ResyncMarks();
+    expect(marks.since('a', 5)).toBe(5); // no outage: what is held
+    marks.mark(
+      new Map([
+        ['a', 2],
+        ['b', -1],
+      ]),
+    ); // resubscribing: a holds epoch 2, b nothing
+    // A live epoch 4 of the new subscription arrives before the resync reads: epoch 3 must still be read.
+    expect(marks.since('a', 4)).toBe(2);
+    expect(marks.since('b', 1)).toBe(-1);
+    expect(marks.since('c', 7)).toBe(7); // a run not marked (new since)
+    const token = marks.token();
+    // The resync fails and the socket drops again before it is retried: the lower, older mark stays.
+    marks.mark(
+      new Map([
+        ['a', 4],
+        ['b', 1],
+      ]),
+    );
+    expect(marks.since('a', 4)).toBe(2);
+    const retry = marks.token();
+    marks.clear(token); // a stale resync finishing clears nothing
+    expect(marks.since('a', 4)).toBe(2);
+    marks.clear(retry); // the retry read from the marks: done
+    expect(marks.since('a', 4)).toBe(4);
   });
 });

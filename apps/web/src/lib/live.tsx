@@ -14,6 +14,8 @@ export function useLive(opts: {
   token: string;
   rooms: string[];
   onUpdate: (u: LiveUpdate) => void;
+  /** Just before a (re)subscribe: no update of the new subscription has arrived yet. */
+  onSubscribing?: () => void;
   onResync: () => void;
 }): LiveState {
   const [state, setState] = useState<LiveState>('connecting');
@@ -29,6 +31,7 @@ export function useLive(opts: {
       reconnectionDelayMax: 5000,
     });
     socket.on('connect', () => {
+      handlers.current.onSubscribing?.();
       socket.emit('subscribe', { rooms }, (ack: { ok: boolean } | undefined) => {
         if (!ack?.ok) {
           setState('down');

@@ -1,6 +1,6 @@
 'use client';
 import type { LiveUpdate } from '@headbench/api/protocol';
-import { lastStep, mergePoints, type SeriesMap } from '@headbench/ui';
+import { lastStep, mergePoints, ResyncMarks, type SeriesMap } from '@headbench/ui';
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { browserApi } from './browser';
 import type { Run } from './types';
@@ -41,11 +41,14 @@ export function useRunStore(initialRuns: Run[], opts: { sweepId?: string; names?
     series.current.set(runId, m);
   }, []);
 
+  // Where a resync reads from: what each run held when live updates stopped (see ResyncMarks).
+  const marks = useRef(new ResyncMarks());
+
   /** Fetches each run's points after what we already hold (all of them on first load). */
   const fetchMetrics = useCallback(
     async (ids: string[]) => {
       await pool(ids, 6, async (runId) => {
-        const since = sinceStepOf(series.current.get(runId), opts.names);
+        const since = marks.current.since(runId, sinceStepOf(series.current.get(runId), opts.names));
         const got = await browserApi().runs.metrics.query({
           runId,
           sinceStep: since,
@@ -112,11 +115,15 @@ export function useRunStore(initialRuns: Run[], opts: { sweepId?: string; names?
   scheduleRefreshRef.current = scheduleRefresh;
 
   const initial = useRef<Promise<unknown>>(Promise.resolve());
+  const loaded = useRef(false);
   useEffect(() => {
     let cancelled = false;
     const load = fetchMetrics([...runs.current.keys()]);
     initial.current = load.catch(() => {});
     load
+      .then(() => {
+        loaded.current = true;
+      })
       .catch((e) => !cancelled && setError(e instanceof Error ? e.message : String(e)))
       .finally(() => !cancelled && setLoading(false));
     return () => {
@@ -157,14 +164,26 @@ export function useRunStore(initialRuns: Run[], opts: { sweepId?: string; names?
    * leave the missed points out for good, since live updates only carry new ones.
    */
   const resyncTimer = useRef<ReturnType<typeof setTimeout> | null>(null);
+  /**
+   * Before a (re)subscribe: mark what each run holds. Before the first load completes there is nothing to
+   * mark: the load itself reads what the subscription does not bring.
+   */
+  const onSubscribing = useCallback(() => {
+    if (!loaded.current) return;
+    const held = new Map<string, number>();
+    for (const id of runs.current.keys()) held.set(id, sinceStepOf(series.current.get(id), opts.names));
+    marks.current.mark(held);
+  }, [opts.names]);
   const onResync = useCallback(() => {
     if (resyncTimer.current) clearTimeout(resyncTimer.current);
     resyncTimer.current = null;
     const attempt = (delay: number) => {
       // After the first load, so `sinceStep` starts from what it fetched.
+      const token = marks.current.token();
       void initial.current
         .then(refreshRuns)
         .then(() => fetchMetrics([...runs.current.keys()]))
+        .then(() => marks.current.clear(token))
         .catch(() => {
           resyncTimer.current = setTimeout(() => attempt(Math.min(delay * 2, 10_000)), delay);
         });
@@ -178,7 +197,7 @@ export function useRunStore(initialRuns: Run[], opts: { sweepId?: string; names?
     [],
   );
 
-  return { runs, series, version, loading, error, onUpdate, onResync, refreshRuns };
+  return { runs, series, version, loading, error, onUpdate, onSubscribing, onResync, refreshRuns };
 }
 
 const TERMINAL = new Set(['succeeded', 'failed', 'canceled']);

@@ -23,6 +23,7 @@ export function RunView(props: {
     token: props.token,
     rooms: [`run:${run.id}`],
     onUpdate: store.onUpdate,
+    onSubscribing: store.onSubscribing,
     onResync: store.onResync,
   });
   const v = store.version;

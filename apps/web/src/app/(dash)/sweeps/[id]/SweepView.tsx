@@ -47,6 +47,7 @@ export function SweepView(props: {
     token: props.token,
     rooms: [`sweep:${sweep.id}`],
     onUpdate: store.onUpdate,
+    onSubscribing: store.onSubscribing,
     onResync: store.onResync,
   });
   const [tab, setTab] = useState<'charts' | 'report'>('charts');
