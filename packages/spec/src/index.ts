@@ -1,0 +1,3 @@
+// @headbench/spec: what an experiment is, shared by the CLI, the API, trainers and the dashboard.
+// Browser-safe by rule: it imports zod and nothing else (no tfjs, no node:* modules).
+export const SPEC_VERSION = 1;
