@@ -1,5 +1,8 @@
+import { canonicalJson } from '@headbench/spec';
 import type { RunConfig } from '../config.js';
 import type { EpochMetrics, ParamCounts, RunResult } from '../results.js';
+
+export { canonicalJson };
 
 /** Mean and spread of one quantity over the seeds of a group. */
 export interface SeedStat {
@@ -85,18 +88,6 @@ export function std(xs: readonly number[]): number {
 
 export function stat(values: number[]): SeedStat {
   return { values, mean: mean(values), std: std(values), n: values.length };
-}
-
-/** JSON with sorted object keys, so equal configs give equal strings whatever their key order. */
-export function canonicalJson(value: unknown): string {
-  if (value === undefined) return 'null';
-  if (value === null || typeof value !== 'object') return JSON.stringify(value);
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  const obj = value as Record<string, unknown>;
-  const keys = Object.keys(obj)
-    .filter((k) => obj[k] !== undefined)
-    .sort();
-  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(',')}}`;
 }
 
 /** Every config key used by any run, in first-seen order. */

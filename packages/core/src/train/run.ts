@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { initBackend } from '@headbench/engine';
+import { runConfigHash } from '@headbench/spec';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { type BackendName, DEFAULT_SHIFTS, type RunConfig } from '../config.js';
@@ -67,14 +67,10 @@ export class RunStoppedError extends Error {
   }
 }
 
+export { runConfigHash };
+
 /** Feature views cached per image when augmenting with a frozen backbone. */
 const AUGMENT_VIEWS = 8;
-
-/** Hash of the fields that change what a run computes; a checkpoint only resumes the same computation. */
-export function runConfigHash(config: RunConfig): string {
-  const sorted = JSON.stringify(config, Object.keys(config).sort());
-  return createHash('sha256').update(sorted).digest('hex').slice(0, 16);
-}
 
 /** Train one backbone × head × seed run end to end and measure the Network-In-Network claims. */
 export async function trainRun(options: TrainRunOptions): Promise<RunResult> {
