@@ -6,6 +6,7 @@ export * from './api.ts';
 export * from './backbones.ts';
 export * from './canonical.ts';
 export * from './csv.ts';
+export * from './env.ts';
 export { formatIssues, MAX_LISTED_ISSUES } from './fields.ts';
 export * from './names.ts';
 export * from './palette.ts';
