@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { createHeadbenchClient, type HeadbenchClient } from '@headbench/client';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BROWSER_REQUIRED, chromiumFound, MISSING_CHROMIUM } from '../browser.js';
 import {
   type ApiProcess,
   buildWeb,
@@ -69,7 +70,10 @@ async function storedVal(sweepId: string) {
 }
 const total = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
 
-describe('dashboard', () => {
+// Without Chromium: skipped with the notice test/preflight.ts printed, or (CI=true) failed.
+if (!chromiumFound() && BROWSER_REQUIRED) throw new Error(MISSING_CHROMIUM);
+
+describe.skipIf(!chromiumFound())('dashboard', () => {
   let sweepId: string;
 
   it('redirects signed-out visits to sign-in, rejects a bad token, signs in', async () => {

@@ -170,7 +170,16 @@ async function reportWhenDone(
   }
 }
 
-function startWeb(apiUrl: string): ChildProcess | null {
+/** The dashboard's process: `next build` while the first build runs, then `next start`. */
+interface WebProcess {
+  current: ChildProcess | null;
+}
+
+/**
+ * The dashboard in production mode (`next start`), never `next dev` beside the trainers: without a build
+ * (a fresh clone) it is built once first, with a message, while the API and the trainer already run.
+ */
+function startWeb(apiUrl: string, stopping: () => boolean): WebProcess | null {
   const webDir = join(ROOT, 'apps', 'web');
   let pkg: { scripts?: Record<string, string>; dependencies?: Record<string, string> } = {};
   try {
@@ -180,20 +189,38 @@ function startWeb(apiUrl: string): ChildProcess | null {
     say('dashboard skipped (HEADBENCH_NO_WEB=1)');
     return null;
   }
-  if (!pkg.dependencies?.next || !(pkg.scripts?.start || pkg.scripts?.dev)) {
-    say('dashboard skipped: apps/web is not a Next.js app yet');
+  if (!pkg.dependencies?.next || !pkg.scripts?.start || !pkg.scripts?.build) {
+    say('dashboard skipped: apps/web has no next build/start scripts');
     return null;
   }
-  const built = existsSync(join(webDir, '.next', 'BUILD_ID'));
-  const script = built && pkg.scripts.start ? 'start' : pkg.scripts.dev ? 'dev' : 'start';
   const port = String(env.WEB_PORT);
-  say(`dashboard: http://127.0.0.1:${port} (next ${script})`);
-  return spawn('npm', ['run', script, '-w', '@headbench/web'], {
-    cwd: ROOT,
-    env: { ...process.env, PORT: port, HEADBENCH_API: apiUrl },
-    stdio: ['ignore', 'inherit', 'inherit'],
-    detached: true, // its own group: we stop it (and next's children) ourselves
+  const run = (script: 'build' | 'start') =>
+    spawn('npm', ['run', script, '-w', '@headbench/web'], {
+      cwd: ROOT,
+      env: { ...process.env, PORT: port, HEADBENCH_API: apiUrl },
+      stdio: ['ignore', 'inherit', 'inherit'],
+      detached: true, // its own group: we stop it (and next's children) ourselves
+    });
+  const web: WebProcess = { current: null };
+  const serve = () => {
+    say(`dashboard: http://127.0.0.1:${port}`);
+    web.current = run('start');
+  };
+  if (existsSync(join(webDir, '.next', 'BUILD_ID'))) {
+    serve();
+    return web;
+  }
+  say('building the dashboard once for production (next build; a few minutes on 2 cores)...');
+  const t0 = performance.now();
+  web.current = run('build');
+  web.current.once('exit', (code) => {
+    if (stopping()) return;
+    if (code !== 0)
+      return say(`dashboard build failed (exit ${code}, output above); the API and the trainer go on`);
+    say(`dashboard built in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+    serve();
   });
+  return web;
 }
 
 /** Stops a process group: SIGTERM/SIGINT, then SIGKILL after `ms`. */
@@ -219,7 +246,7 @@ export async function launch(_argv: string[]): Promise<number> {
   say(`state in ${home}${env.DATABASE_URL ? ' (database: DATABASE_URL)' : ' (embedded Postgres)'}`);
   const api = await startApi(home);
   let stopping = false;
-  let web: ChildProcess | null = null;
+  let web: WebProcess | null = null;
   let trainer: ChildProcess | null = null;
   const finished = new Promise<number>((resolveExit) => {
     const shutdown = async (sig: string) => {
@@ -228,7 +255,7 @@ export async function launch(_argv: string[]): Promise<number> {
       say(`${sig}: stopping the trainer (runs go back to the queue and resume from their checkpoints)...`);
       // The trainer got the terminal's SIGINT too; make sure, then wait for it to hand its runs back.
       await stopChild(trainer, 'SIGINT', 30_000);
-      await stopChild(web, 'SIGTERM', 10_000, true);
+      await stopChild(web?.current ?? null, 'SIGTERM', 10_000, true);
       say('stopping the API and the database...');
       await Promise.race([api.close(), new Promise((r) => setTimeout(r, 20_000))]);
       say('stopped; data kept for the next start');
@@ -250,7 +277,7 @@ headbench is running
   more trainers: npx headbench-trainer --api ${api.url} --token <trainer token>
   Ctrl-C stops everything; the next npm start continues where this one stopped.
 `);
-    if (!stopping) web = startWeb(api.url);
+    if (!stopping) web = startWeb(api.url, () => stopping);
     const slots = env.HEADBENCH_TRAINER_SLOTS ?? availableParallelism();
     if (!stopping) {
       trainer = spawn(
@@ -286,7 +313,7 @@ headbench is running
     if (!stopping) {
       console.error(`headbench: ${(e as Error).message}`);
       await stopChild(trainer, 'SIGINT', 30_000);
-      await stopChild(web, 'SIGTERM', 10_000, true);
+      await stopChild(web?.current ?? null, 'SIGTERM', 10_000, true);
       await api.close();
       return 1;
     }

@@ -1,4 +1,4 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import {
   type Capabilities,
   type CompleteInput,
@@ -6,14 +6,12 @@ import {
   type FailInput,
   type HeartbeatInput,
   type HeartbeatOutput,
-  type LeasedDataset,
   type LeasedRun,
   type LeaseInput,
   type LeaseOutput,
   type RegisterInput,
   type RegisterOutput,
   type ReleaseInput,
-  type Requirements,
   type RunStateOutput,
   type RunStatus,
   type SweepSpec,
@@ -23,53 +21,13 @@ import type pg from 'pg';
 import { PgBoss } from 'pg-boss';
 import type { Principal } from '../auth.js';
 import { withTx } from '../db/database.js';
+import { leasedDataset, leasedWeights } from './lease-contents.js';
 import type { LiveHub } from './live.js';
+import { bossDb, orderedUuid, queueFor, queuesFor } from './queue.js';
 
 type Db = pg.Pool | pg.PoolClient;
-/** pg-boss runs its SQL on our transaction's connection, so job and run rows change together. */
-const bossDb = (c: pg.PoolClient) => ({
-  db: { executeSql: (text: string, values?: unknown[]) => c.query(text, values) },
-});
-
-let lastMs = 0;
-let seq = 0;
-/**
- * Time-ordered UUIDs (v7 layout, with a per-ms counter): pg-boss hands out equal-priority jobs created in
- * the same instant by id, so these keep a sweep's runs in grid order.
- */
-export function orderedUuid(): string {
-  const now = Date.now();
-  if (now > lastMs) {
-    lastMs = now;
-    seq = 0;
-  } else if (++seq > 0xfff) {
-    lastMs++;
-    seq = 0;
-  }
-  const b = randomBytes(16);
-  b.writeUIntBE(lastMs, 0, 6);
-  b[6] = 0x70 | (seq >> 8);
-  b[7] = seq & 0xff;
-  b[8] = (b[8] & 0x3f) | 0x80;
-  const h = b.toString('hex');
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
-}
-
 /** Runs per INSERT when a sweep is stored. */
 const INSERT_CHUNK = 1000;
-
-const ANY = 'any';
-/** One queue per requirement class; a trainer fetches from every class it satisfies, most specific first. */
-export function queueFor(req?: Requirements): string {
-  return `runs.${req?.gpu ? 'gpu' : ANY}.${req?.backend ?? ANY}`;
-}
-export function queuesFor(cap: { backend: string; gpu?: boolean }): string[] {
-  const gpus = cap.gpu ? ['gpu', ANY] : [ANY];
-  const backends = [cap.backend, ANY];
-  const out: string[] = [];
-  for (const g of gpus) for (const b of backends) out.push(`runs.${g}.${b}`);
-  return [...new Set(out)];
-}
 
 export interface RunServiceOptions {
   leaseSeconds: number;
@@ -79,56 +37,6 @@ export interface RunServiceOptions {
    * that kept running while the API was down get to heartbeat before their runs are requeued.
    */
   reaperGraceSeconds?: number;
-}
-
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/** The registry record a run's dataset URI refers to, with its uploaded archive when there is one. */
-async function leasedDataset(c: Db, uri: string): Promise<LeasedDataset | null> {
-  const byName = uri.startsWith('dataset:');
-  const { rows } = await c.query(
-    `SELECT name, uri, content_hash, classes, archive_sha256, archive_size, archive_format FROM datasets
-     WHERE ${byName ? 'name = $1' : 'uri = $1'} ORDER BY created_at LIMIT 1`,
-    [byName ? uri.slice('dataset:'.length) : uri],
-  );
-  const d = rows[0];
-  if (!d) return null;
-  return {
-    name: d.name,
-    uri: d.uri,
-    contentHash: d.content_hash,
-    classes: d.classes ?? [],
-    archive: d.archive_sha256
-      ? {
-          downloadPath: `/datasets/${encodeURIComponent(d.name)}/content`,
-          sha256: d.archive_sha256,
-          size: Number(d.archive_size),
-          format: d.archive_format,
-        }
-      : null,
-  };
-}
-
-/** The final model of run `id` (kind `model`, or `model.tar` from trainers that uploaded it as a report). */
-async function leasedWeights(c: Db, weights: string): Promise<LeasedRun['weights']> {
-  if (!weights.startsWith('run:')) return null;
-  const runId = weights.slice(4);
-  if (!UUID_RE.test(runId)) return null;
-  const { rows } = await c.query(
-    `SELECT id, sha256, size FROM artifacts WHERE run_id = $1 AND (kind = 'model' OR name = 'model.tar')
-     ORDER BY (kind = 'model') DESC, created_at DESC LIMIT 1`,
-    [runId],
-  );
-  const a = rows[0];
-  return a
-    ? {
-        runId,
-        artifactId: a.id,
-        downloadPath: `/artifacts/${a.id}/content`,
-        sha256: a.sha256,
-        size: Number(a.size),
-      }
-    : null;
 }
 
 interface HeldRow {
