@@ -1,4 +1,5 @@
 'use client';
+import { headColor } from '@headbench/spec';
 import { formatCount, formatValue, runLine } from '@headbench/ui';
 import Link from 'next/link';
 import { useMemo } from 'react';
@@ -126,7 +127,7 @@ export function RunView(props: {
             series={[
               {
                 label: 'test accuracy',
-                color: '#D55E00',
+                color: headColor(String(run.config.head)),
                 width: 2,
                 x: summary.shifted.map((s) => s.fraction),
                 y: summary.shifted.map((s) => s.accuracy),
