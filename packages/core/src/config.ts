@@ -32,7 +32,8 @@ export const HEAD_POOLING: Record<HeadName, PoolingName> = {
   gem: 'gem',
 };
 
-export const OPTIMIZER_NAMES = ['rmsprop', 'adam', 'sgd'] as const;
+/** `rmsprop` is Keras's update (ε outside the square root); `rmsprop-tfjs` is tfjs's (ε inside). */
+export const OPTIMIZER_NAMES = ['rmsprop', 'rmsprop-tfjs', 'adam', 'sgd'] as const;
 export type OptimizerName = (typeof OPTIMIZER_NAMES)[number];
 
 /** `frozen`, `all` (fine-tune everything) or the last N blocks of the backbone. */
