@@ -1,5 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 
+/** A named tensor as optimizers exchange them (not re-exported by tfjs-core's index). */
+type NamedTensor = { name: string; tensor: tf.Tensor };
+
 interface Slot {
   originalName: string;
   variable: tf.Variable;
@@ -28,7 +31,7 @@ export class KerasRMSprop extends tf.Optimizer {
     if (!(rho >= 0 && rho < 1)) throw new Error(`KerasRMSprop: rho must be in [0, 1), got ${rho}`);
   }
 
-  override applyGradients(variableGradients: tf.NamedTensorMap | tf.NamedTensor[]): void {
+  override applyGradients(variableGradients: tf.NamedTensorMap | NamedTensor[]): void {
     const names = Array.isArray(variableGradients)
       ? variableGradients.map((v) => v.name)
       : Object.keys(variableGradients);
@@ -59,14 +62,14 @@ export class KerasRMSprop extends tf.Optimizer {
     this.meanSquares = [];
   }
 
-  override async getWeights(): Promise<tf.NamedTensor[]> {
+  override async getWeights(): Promise<NamedTensor[]> {
     return [
       await this.saveIterations(),
       ...this.meanSquares.map((s) => ({ name: s.originalName, tensor: s.variable })),
     ];
   }
 
-  override async setWeights(weightValues: tf.NamedTensor[]): Promise<void> {
+  override async setWeights(weightValues: NamedTensor[]): Promise<void> {
     const slots = await this.extractIterations(weightValues);
     tf.dispose(this.meanSquares.map((s) => s.variable));
     this.meanSquares = slots.map((v) => ({ originalName: v.name, variable: v.tensor.variable(false) }));
@@ -76,7 +79,7 @@ export class KerasRMSprop extends tf.Optimizer {
     return { learningRate: this.learningRate, rho: this.rho, epsilon: this.epsilon };
   }
 
-  static fromConfig<T extends tf.serialization.Serializable>(
+  static override fromConfig<T extends tf.serialization.Serializable>(
     cls: tf.serialization.SerializableConstructor<T>,
     config: tf.serialization.ConfigDict,
   ): T {
