@@ -18,9 +18,10 @@ export type PoolingName = (typeof POOLING_NAMES)[number];
 
 /**
  * Heads: `fc` = Flatten → Dense(hidden, relu) → Dense(classes, softmax), the reference experiment's FC head;
+ * `nin` = 1×1 conv to one map per class → GAP → softmax (Network In Network's own head, no Dense);
  * the others = pooling → (dropout) → Dense(classes, softmax).
  */
-export const HEAD_NAMES = ['fc', 'gap', 'gmp', 'avgmax', 'catavgmax', 'gem'] as const;
+export const HEAD_NAMES = ['fc', 'gap', 'gmp', 'avgmax', 'catavgmax', 'gem', 'nin'] as const;
 export type HeadName = (typeof HEAD_NAMES)[number];
 
 export const HEAD_POOLING: Record<HeadName, PoolingName> = {
@@ -30,6 +31,7 @@ export const HEAD_POOLING: Record<HeadName, PoolingName> = {
   avgmax: 'avgmax',
   catavgmax: 'catavgmax',
   gem: 'gem',
+  nin: 'avg',
 };
 
 /** `rmsprop` is Keras's update (ε outside the square root); `rmsprop-tfjs` is tfjs's (ε inside). */

@@ -9,6 +9,7 @@ export const HEAD_PALETTE: Record<string, string> = {
   avgmax: '#009E73',
   catavgmax: '#CC79A7',
   gem: '#56B4E9',
+  nin: '#882255',
 };
 export const PALETTE = [
   '#0072B2',

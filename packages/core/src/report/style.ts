@@ -13,6 +13,7 @@ export const HEAD_COLORS: Record<HeadName, string> = {
   avgmax: '#009E73',
   catavgmax: '#CC79A7',
   gem: '#56B4E9',
+  nin: '#882255',
 };
 
 /** Dash patterns as a second cue besides colour (print, colour blindness). */
@@ -23,6 +24,7 @@ export const HEAD_DASHES: Record<HeadName, string | undefined> = {
   avgmax: '2 3',
   catavgmax: '10 3 2 3',
   gem: '5 2 5 6',
+  nin: '1 3',
 };
 
 /** Colours for anything that is not a known head. */
