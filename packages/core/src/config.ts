@@ -50,8 +50,12 @@ export interface RunConfig {
   dataset: string;
   /** Explicit class order (Keras `classes=`); default sorted folder names. */
   classes?: string[];
-  /** train:test split ratio, default "7:1". */
+  /** `train:val:test` ("6:1:1") or `train:test` ("7:1", the default) with validation carved from train. */
   split?: string;
+  /** Share of the training part held out for validation with a `train:test` ratio (default 1/8). */
+  valFraction?: number;
+  /** Seed of the split (default 0: one split for every run); `seed` uses the run's seed (repeated splits). */
+  splitSeed?: number | 'seed';
   backbone: BackboneName;
   /** MobileNetV2 width multiplier (0.35–1.4). */
   alpha?: number;
@@ -78,8 +82,16 @@ export interface RunConfig {
   earlyStopping?: { monitor: 'val_loss' | 'val_accuracy'; patience: number };
   /** Test images that get a class activation map (heads whose pooling feeds the classifier directly). */
   camSamples?: number;
-  /** Input shifts (fractions of the width) for the translation-robustness test; default 0, 1/16, 1/8, 1/4. */
+  /**
+   * Shifts (fractions of the width) for the translation-robustness test, default 0, 1/16, 1/8, 1/4: offset crops
+   * of the image resized a little larger, in both directions on both axes.
+   */
   shifts?: number[];
 }
 
 export const DEFAULT_SHIFTS = [0, 1 / 16, 1 / 8, 1 / 4];
+
+/** The split seed a run uses: its own seed with repeated splits, else the fixed split seed (default 0). */
+export function resolvedSplitSeed(config: Pick<RunConfig, 'seed' | 'splitSeed'>): number {
+  return config.splitSeed === 'seed' ? config.seed : (config.splitSeed ?? 0);
+}

@@ -3,3 +3,4 @@
 export const SPEC_VERSION = 1;
 export * from './cam.ts';
 export * from './stats/index.ts';
+export * from './canonical.ts';

@@ -1,6 +1,7 @@
+import { canonicalJson } from '@headbench/spec';
 import type { RunConfig } from '../config.js';
 import type { RunResult } from '../results.js';
-import { canonicalJson, EPOCH_METRICS, varyingKeys } from './stats.js';
+import { EPOCH_METRICS, varyingKeys } from './stats.js';
 
 const FIXED_KEYS: (keyof RunConfig)[] = ['backbone', 'head', 'seed'];
 

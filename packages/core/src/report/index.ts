@@ -6,6 +6,7 @@ export { metricsCsv } from './csv.js';
 export {
   type CurveName,
   type CurveStats,
+  compareGroups,
   type EpochMetricName,
   groupRuns,
   type RunGroup,
@@ -14,4 +15,4 @@ export {
 } from './stats.js';
 export { HEAD_COLORS, HEAD_DASHES } from './style.js';
 export { heatmapSvg, type LineChartSpec, type LineSeries, lineChartSvg } from './svg.js';
-export { type ReportSection, reportVerdict, writeReport } from './write.js';
+export { type ReportSection, writeReport } from './write.js';

@@ -4,3 +4,4 @@ export * from './features.js';
 export * from './optimizer.js';
 export * from './run.js';
 export * from './validate.js';
+export * from './provenance.js';

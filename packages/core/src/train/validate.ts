@@ -1,4 +1,5 @@
 import { BACKBONE_NAMES, HEAD_NAMES, OPTIMIZER_NAMES, type RunConfig } from '../config.js';
+import { splitFractions } from '../data/split.js';
 import { HeadbenchInputError } from '../errors.js';
 
 /** Check a run config and name every bad field with its valid values; returns the config with defaults filled. */
@@ -53,6 +54,22 @@ export function validateRunConfig(input: Partial<RunConfig>): RunConfig {
       problems.push('earlyStopping.patience: must be an integer ≥ 1');
     }
   }
+  if (input.split !== undefined || input.valFraction !== undefined) {
+    try {
+      splitFractions(input.split, input.valFraction);
+    } catch (err) {
+      problems.push((err as Error).message);
+    }
+  }
+  const ss = input.splitSeed;
+  if (
+    !(
+      ss === undefined ||
+      ss === 'seed' ||
+      (Number.isInteger(ss) && (ss as number) >= 0 && (ss as number) < 2 ** 31)
+    )
+  )
+    problems.push(`splitSeed: '${String(ss)}' must be an integer in [0, 2^31) or 'seed' (repeated splits)`);
   if (input.shifts && !input.shifts.every((s) => s >= 0 && s < 1))
     problems.push('shifts: each must be in [0, 1)');
   if (problems.length) throw new HeadbenchInputError(`invalid run config:\n  ${problems.join('\n  ')}`);
