@@ -67,7 +67,7 @@ async function describeDataset(uri: string): Promise<void> {
   const counts = ds.classes.map((_, c) => ds.labels.filter((l) => l === c).length);
   console.log(`dataset ${ds.name} (${ds.uri})`);
   console.log(
-    `  ${ds.size} images, ${ds.classes.length} classes, train ${split.train.length} / test ${split.test.length}`,
+    `  ${ds.size} images, ${ds.classes.length} classes, train ${split.train.length} / val ${split.val.length} / test ${split.test.length} (default split)`,
   );
   console.log(`  content hash ${ds.contentHash}`);
   for (const [i, c] of ds.classes.entries())

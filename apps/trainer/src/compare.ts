@@ -35,7 +35,16 @@ const FLAGS = {
   split: {
     type: 'string',
     default: '7:1',
-    help: 'train:test ratio when the dataset has no train/ and test/ folders',
+    help: 'train:val:test (6:1:1) or train:test (7:1) with validation carved from train by --val-fraction; datasets with train/ and test/ folders keep theirs',
+  },
+  'val-fraction': {
+    type: 'string',
+    help: 'share of the training part held out for validation with a train:test split (default 0.125)',
+  },
+  'split-seed': {
+    type: 'string',
+    default: 'seed',
+    help: "seed of the split: an integer (one split for every run) or 'seed' (repeated splits: each seed its own)",
   },
   backbone: {
     type: 'string',
@@ -186,6 +195,9 @@ export function parseCompareArgs(argv: string[]): ComparePlan | 'help' {
     dataset: str('data')!,
     classes: str('classes') ? list('classes') : undefined,
     split: str('split'),
+    valFraction: str('val-fraction') !== undefined ? number('val-fraction', { min: 0, max: 1 }) : undefined,
+    splitSeed:
+      str('split-seed') === 'seed' ? ('seed' as const) : number('split-seed', { integer: true, min: 0 }),
     alpha: str('alpha') !== undefined ? number('alpha', { min: 0.35, max: 1.4 }) : undefined,
     weights: str('weights')!,
     trainable,
