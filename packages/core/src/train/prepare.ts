@@ -89,7 +89,8 @@ export interface RunContext {
   weights: { source: string; contentHash: string };
   train: BatchSource;
   val: BatchSource;
-  featureSeconds: number;
+  /** Seconds spent computing cached features (cached runs only). */
+  featureSeconds?: number;
   optimizer: tf.Optimizer;
   trainVars: tf.Variable[];
   stateVars: tfl.LayerVariable[];
@@ -189,7 +190,6 @@ export async function prepareRun(options: TrainRunOptions): Promise<RunContext> 
     frozen,
     cached,
     weights,
-    featureSeconds: 0,
     checkpointDir: join(options.runDir, 'checkpoint'),
     configHash: runConfigHash(config),
     history: [] as EpochMetrics[],
@@ -210,7 +210,7 @@ export async function prepareRun(options: TrainRunOptions): Promise<RunContext> 
   ctx.val = await batchSource(ctx, 'val', split.val, 1, undefined, (chunk) =>
     loader.batch(chunk, { preprocess: info.preprocess }),
   );
-  ctx.featureSeconds = (performance.now() - t0) / 1000;
+  if (cached) ctx.featureSeconds = (performance.now() - t0) / 1000;
 
   ctx.optimizer = makeOptimizer(config);
   ctx.trainVars = [
