@@ -2,5 +2,5 @@
 // Browser-safe by rule: it imports zod and nothing else (no tfjs, no node:* modules).
 export const SPEC_VERSION = 1;
 export * from './cam.ts';
-export * from './stats/index.ts';
 export * from './canonical.ts';
+export * from './stats/index.ts';
