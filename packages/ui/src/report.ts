@@ -67,6 +67,17 @@ function finished(r: ReportRun) {
   return r.status === 'succeeded' && num(r.summary, 'test_accuracy') !== undefined;
 }
 
+/** The epoch validation selected and its val accuracy: the summary's once finished, else the best so far. */
+export function selectedOf(run: ReportRun): { acc: number; epoch: number } | undefined {
+  const acc = num(run.summary, 'val_accuracy');
+  const epoch = num(run.summary, 'selected_epoch');
+  if (acc !== undefined && epoch !== undefined) return { acc, epoch };
+  let found: { acc: number; epoch: number } | undefined;
+  for (const p of run.series?.val_accuracy ?? [])
+    if (!found || p.value > found.acc) found = { acc: p.value, epoch: p.epoch ?? p.step };
+  return found;
+}
+
 const SEPARATE = ['dataset', 'backbone'];
 
 /**
