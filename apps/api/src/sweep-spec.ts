@@ -29,10 +29,14 @@ export const SweepSpec = z
     hidden: z.number().int().min(1).max(65_536).optional(),
     dropout: z.number().min(0).max(1).optional(),
     alpha: z.number().min(0.35).max(1.4).optional(),
+    /** train:val:test ("6:1:1") or train:test ("7:1") with validation carved from train by valFraction. */
     split: z
       .string()
-      .regex(/^\d+:\d+$/)
+      .regex(/^\d+:\d+(:\d+)?$/)
       .optional(),
+    valFraction: z.number().gt(0).lt(1).optional(),
+    /** An integer (one split for every run) or 'seed' (repeated splits: each seed its own). */
+    splitSeed: z.union([z.number().int().min(0).max(2 ** 31 - 1), z.literal('seed')]).optional(),
     classes: z.array(z.string().min(1)).max(10_000).optional(),
     earlyStopping: z
       .object({ monitor: z.enum(['val_loss', 'val_accuracy']), patience: z.number().int().min(1) })
@@ -83,6 +87,8 @@ export function expandSweep(spec: SweepSpec): (RunConfig & { requires?: Requirem
                       'dropout',
                       'alpha',
                       'split',
+                      'valFraction',
+                      'splitSeed',
                       'classes',
                       'earlyStopping',
                       'camSamples',
