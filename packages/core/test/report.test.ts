@@ -437,6 +437,13 @@ describe('writeReport', () => {
     const first = csv[1].split(',');
     expect(first.slice(1, 5)).toEqual(['vgg19', 'fc', '0', '1']);
     expect(Number(first[8])).toBe(runs[0].epochs[0].val_accuracy);
+    const summary = (await readFile(path.join(out, 'summary.csv'), 'utf8')).trimEnd().split('\n');
+    expect(summary[0]).toBe(
+      'run_id,backbone,head,seed,split_seed,split_hash,selected_epoch,val_accuracy,test_accuracy,test_loss,last_epoch,test_accuracy_last,train_accuracy,gap',
+    );
+    // Failed runs have no summary: one row per finished run.
+    expect(summary).toHaveLength(1 + runs.filter((r) => r.summary && r.status === 'succeeded').length);
+    expect(Number(summary[1].split(',')[8])).toBe(runs[0].summary!.test_accuracy);
     const json = JSON.parse(await readFile(path.join(out, 'results.json'), 'utf8'));
     expect(json).toEqual(runs.map((r) => JSON.parse(JSON.stringify(r))));
   });
@@ -505,6 +512,11 @@ describe('writeReport verdicts and layout', () => {
   it('writes the data files and a report even with no runs', async () => {
     const out = path.join(dir, 'empty');
     const { files } = await writeReport([], out);
-    expect(files.map((f) => path.basename(f)).sort()).toEqual(['metrics.csv', 'report.md', 'results.json']);
+    expect(files.map((f) => path.basename(f)).sort()).toEqual([
+      'metrics.csv',
+      'report.md',
+      'results.json',
+      'summary.csv',
+    ]);
   });
 });

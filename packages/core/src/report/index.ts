@@ -2,7 +2,7 @@
 // Only distinctive names are exported, so `export *` from the package index cannot collide.
 
 export { type CamGridResult, type CamRow, writeCamGrid } from './cam.js';
-export { metricsCsv } from './csv.js';
+export { metricsCsv, summaryCsv } from './csv.js';
 export {
   type CurveName,
   type CurveStats,

@@ -5,7 +5,7 @@ import sharp from 'sharp';
 import { HEAD_NAMES } from '../config.js';
 import type { RunResult } from '../results.js';
 import { writeCamGrid } from './cam.js';
-import { metricsCsv } from './csv.js';
+import { metricsCsv, summaryCsv } from './csv.js';
 import { type CurveStats, compareGroups, groupRuns, type RunGroup, type SeedStat } from './stats.js';
 import { EXTRA_DASHES, HEAD_DASHES, headColor } from './style.js';
 import { heatmapSvg, type LineSeries, lineChartSvg } from './svg.js';
@@ -195,6 +195,7 @@ export async function writeReport(results: RunResult[], outDir: string): Promise
 
   await put('results.json', `${JSON.stringify(results, null, 2)}\n`);
   await put('metrics.csv', metricsCsv(results));
+  await put('summary.csv', summaryCsv(results));
 
   const live = results.filter((r) => r.status !== 'failed');
   const failed = results.filter((r) => r.status === 'failed');
@@ -390,7 +391,7 @@ function markdown(results: RunResult[], sections: ReportSection[], failed: RunRe
     '',
   );
   lines.push(
-    'Data: [`metrics.csv`](metrics.csv) (one row per run × epoch), [`results.json`](results.json).',
+    'Data: [`summary.csv`](summary.csv) (one row per finished run: split, selected epoch, test accuracy there and at the last epoch, gap), [`metrics.csv`](metrics.csv) (one row per run × epoch), [`results.json`](results.json).',
     '',
   );
 
