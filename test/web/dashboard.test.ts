@@ -101,7 +101,7 @@ describe('dashboard', () => {
     await page.getByRole('checkbox', { name: 'vgg16' }).uncheck();
     await page.getByRole('checkbox', { name: 'smallcnn' }).check();
     await page.getByRole('checkbox', { name: 'gmp' }).uncheck();
-    await page.getByRole('checkbox', { name: 'rmsprop' }).uncheck();
+    await page.getByRole('checkbox', { name: 'rmsprop', exact: true }).uncheck();
     await page.getByRole('checkbox', { name: 'adam' }).check();
     await page.getByLabel('Learning rate').fill('0.001');
     await page.getByLabel('Epochs').fill('0');
