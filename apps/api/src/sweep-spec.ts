@@ -36,7 +36,16 @@ export const SweepSpec = z
       .optional(),
     valFraction: z.number().gt(0).lt(1).optional(),
     /** An integer (one split for every run) or 'seed' (repeated splits: each seed its own). */
-    splitSeed: z.union([z.number().int().min(0).max(2 ** 31 - 1), z.literal('seed')]).optional(),
+    splitSeed: z
+      .union([
+        z
+          .number()
+          .int()
+          .min(0)
+          .max(2 ** 31 - 1),
+        z.literal('seed'),
+      ])
+      .optional(),
     classes: z.array(z.string().min(1)).max(10_000).optional(),
     earlyStopping: z
       .object({ monitor: z.enum(['val_loss', 'val_accuracy']), patience: z.number().int().min(1) })
