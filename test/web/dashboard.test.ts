@@ -285,8 +285,9 @@ describe('dashboard', () => {
     const md = await readFile(join(out, 'report.md'), 'utf8');
     const mdRows = (heading: string) =>
       md
-        .split(`### ${heading}\n`)[1]
-        .split('\n\n')[1]
+        .split(`### ${heading}\n\n`)[1]
+        .split('\n\n')
+        .find((block) => block.startsWith('|'))!
         .split('\n')
         .slice(2)
         .map((l) =>
