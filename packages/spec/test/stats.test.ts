@@ -185,6 +185,16 @@ describe('compareHeads', () => {
     expect(c.verdict).toContain('With one seed per head there is no interval over seeds.');
   });
 
+  it('tables do not depend on the order of the groups when means tie', () => {
+    const gap = { label: 'gap', runs: [run(0, 30), run(1, 20)] };
+    const fc = { label: 'fc', runs: [run(0, 20), run(1, 30)] };
+    const one = compareHeads([gap, fc]);
+    const other = compareHeads([fc, gap]);
+    expect(one.pairs[0].a).toBe('fc');
+    expect(other.pairs[0].a).toBe('fc');
+    expect(one.verdict).toBe(other.verdict);
+  });
+
   it('no per-image pooling across different splits', () => {
     const c = compareHeads([
       { label: 'gap', runs: [run(0, 30), run(1, 30)] },

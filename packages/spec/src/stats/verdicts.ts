@@ -67,6 +67,11 @@ export interface CompareOptions {
 
 const points = (v: number) => (100 * v).toFixed(1);
 
+/** Higher mean first; equal means by label, so the order of the groups never changes a table. */
+function ahead(a: HeadStats, b: HeadStats): boolean {
+  return a.accuracy.mean !== b.accuracy.mean ? a.accuracy.mean > b.accuracy.mean : a.label <= b.label;
+}
+
 /** "0.012", "< 0.001", "–" for a p-value. */
 export function formatP(p: number): string {
   if (!Number.isFinite(p)) return '–';
@@ -127,7 +132,7 @@ export function compareHeads(groups: readonly VerdictGroup[], options: CompareOp
   for (let i = 0; i < finished.length; i++) {
     for (let j = i + 1; j < finished.length; j++) {
       if (heads[i].accuracy.n === 0 || heads[j].accuracy.n === 0) continue;
-      const [x, y] = heads[i].accuracy.mean >= heads[j].accuracy.mean ? [i, j] : [j, i];
+      const [x, y] = ahead(heads[i], heads[j]) ? [i, j] : [j, i];
       const A = finished[x];
       const B = finished[y];
       const acc = (m: Map<number, VerdictRun>) => new Map([...m].map(([s, r]) => [s, r.testAccuracy!]));
@@ -194,7 +199,7 @@ export function compareHeads(groups: readonly VerdictGroup[], options: CompareOp
     };
   });
 
-  const ranked = heads.filter((h) => h.accuracy.n > 0).sort((a, b) => b.accuracy.mean - a.accuracy.mean);
+  const ranked = heads.filter((h) => h.accuracy.n > 0).sort((a, b) => (ahead(a, b) ? -1 : 1));
   let verdict: string;
   const waiting =
     pending > 0
