@@ -3,6 +3,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { LIMITS } from '@headbench/spec';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { IoAdapter } from '@nestjs/platform-socket.io';
@@ -12,7 +13,6 @@ import { openDatabase } from './db/database.js';
 import { type EmbeddedDb, startEmbeddedPostgres } from './db/embedded.js';
 import { migrateDeploy } from './db/migrate.js';
 import { AppModule } from './nest.js';
-import { LIMITS } from './protocol.js';
 import { ArtifactService, FsArtifactStore } from './services/artifacts.js';
 import { DatasetService } from './services/datasets.js';
 import { LiveHub } from './services/live.js';
@@ -20,7 +20,6 @@ import { MetricService } from './services/metrics.js';
 import { RunService } from './services/runs.js';
 import { appRouter, type Context, type Services } from './trpc.js';
 
-export * from './protocol.js';
 export type { AppRouter } from './trpc.js';
 
 export const MIGRATIONS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../../prisma/migrations');

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ARTIFACT_KINDS, DATASET_FORMATS, type MetricsAck } from '@headbench/spec';
 import {
   Controller,
   type DynamicModule,
@@ -24,7 +25,6 @@ import { getHTTPStatusCodeFromError } from '@trpc/server/http';
 import type { Namespace, Socket } from 'socket.io';
 import { z } from 'zod';
 import { bearer, type Principal } from './auth.js';
-import { ARTIFACT_KINDS, DATASET_FORMATS, type MetricsAck } from './protocol.js';
 import { contentTypeOf } from './services/artifacts.js';
 import type { LiveHub } from './services/live.js';
 import { parseReportMetrics } from './services/metric-input.js';

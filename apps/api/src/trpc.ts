@@ -1,27 +1,34 @@
 import { Readable } from 'node:stream';
-import { BACKBONE_NAMES, BACKEND_NAMES, HEAD_NAMES, OPTIMIZER_NAMES, POOLING_NAMES } from '@headbench/core';
-import { initTRPC, TRPCError } from '@trpc/server';
-import { z } from 'zod';
-import { hashToken, newTokenSecret, type Principal, type TokenAuth } from './auth.js';
-import type { Database } from './db/database.js';
 import {
   ARTIFACT_KINDS,
+  BACKBONE_NAMES,
+  BACKBONES,
+  BACKEND_NAMES,
   CompleteInput,
   DATASET_FORMATS,
   FailInput,
+  formatIssues,
+  HEAD_NAMES,
   HeartbeatInput,
   LeaseInput,
+  MAX_LISTED_ISSUES,
+  OPTIMIZER_NAMES,
+  POOLING_NAMES,
   RegisterInput,
   ReleaseInput,
   ReportMetricsInput,
   RUN_STATUSES,
+  SweepSpec,
   UploadArtifactInput,
-} from './protocol.js';
+} from '@headbench/spec';
+import { initTRPC, TRPCError } from '@trpc/server';
+import { z } from 'zod';
+import { hashToken, newTokenSecret, type Principal, type TokenAuth } from './auth.js';
+import type { Database } from './db/database.js';
 import type { ArtifactService } from './services/artifacts.js';
 import type { DatasetService } from './services/datasets.js';
 import type { MetricService } from './services/metrics.js';
 import type { RunService } from './services/runs.js';
-import { SweepSpec } from './sweep-spec.js';
 
 export interface Services {
   db: Database;
@@ -38,16 +45,19 @@ export interface Context {
 
 const t = initTRPC.context<Context>().create({
   errorFormatter({ shape, error }) {
-    // Validation errors name every offending field: "epochs: Too small: expected number to be >=1".
+    // Validation errors name every offending field: "size: inceptionv3 needs inputs of at least 75x75 pixels".
     const cause = error.cause as { issues?: { path: PropertyKey[]; message: string }[] } | undefined;
-    const issues =
-      error.code === 'BAD_REQUEST' && Array.isArray(cause?.issues)
-        ? cause.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message }))
-        : undefined;
+    const all = error.code === 'BAD_REQUEST' && Array.isArray(cause?.issues) ? cause.issues : undefined;
     return {
       ...shape,
-      message: issues ? issues.map((i) => `${i.path || '(input)'}: ${i.message}`).join('; ') : shape.message,
-      data: { ...shape.data, stack: undefined, issues },
+      message: all ? formatIssues(all).join('; ') : shape.message,
+      data: {
+        ...shape.data,
+        stack: undefined,
+        issues: all
+          ?.slice(0, MAX_LISTED_ISSUES)
+          .map((i) => ({ path: i.path.map(String).join('.'), message: i.message })),
+      },
     };
   },
 });
@@ -173,9 +183,11 @@ export const appRouter = t.router({
   whoami: authed.query(({ ctx }) => ({ role: ctx.principal.role, name: ctx.principal.name })),
 
   meta: t.router({
-    /** Valid names for sweep forms, straight from @headbench/core (trainable also takes a block count ≥ 1). */
+    /** Valid names for sweep forms, from @headbench/spec (trainable also takes a block count ≥ 1). */
     names: authed.query(() => ({
       backbones: [...BACKBONE_NAMES],
+      /** Per-backbone facts: minimum and default input size, preprocessing, block count, alphas. */
+      backboneFacts: BACKBONES,
       heads: [...HEAD_NAMES],
       optimizers: [...OPTIMIZER_NAMES],
       trainable: ['frozen', 'all'] as ('frozen' | 'all')[],
@@ -250,7 +262,13 @@ export const appRouter = t.router({
         const s = await ctx.services.db.prisma.sweep.findUnique({ where: { id: input.id } });
         if (!s) throw new TRPCError({ code: 'NOT_FOUND', message: `no sweep ${input.id}` });
         if (input.mode === 'all') {
-          const spec = SweepSpec.parse(s.spec);
+          const parsed = SweepSpec.safeParse(s.spec);
+          if (!parsed.success)
+            throw new TRPCError({
+              code: 'BAD_REQUEST',
+              message: `sweep ${s.id}'s stored spec breaks today's rules: ${formatIssues(parsed.error.issues).join('; ')}`,
+            });
+          const spec = parsed.data;
           const created = await ctx.services.runs.createSweep(spec, ctx.principal.userId, s.id);
           return { sweepId: created.id, requeued: created.runIds.length };
         }

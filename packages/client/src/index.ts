@@ -1,5 +1,6 @@
 // @headbench/client: typed tRPC client for the headbench API, socket helpers, and the trainer protocol.
 
+import type { AppRouter } from '@headbench/api/router';
 import type {
   ArtifactInfo,
   ArtifactKind,
@@ -8,12 +9,11 @@ import type {
   MetricsAck,
   ReportMetricsInput,
   ReportMetricsOutput,
-} from '@headbench/api/protocol';
-import type { AppRouter } from '@headbench/api/router';
+} from '@headbench/spec';
 import { createTRPCClient, httpBatchLink, httpLink, type TRPCClient } from '@trpc/client';
 import { io, type Socket } from 'socket.io-client';
 
-export * from '@headbench/api/protocol';
+export * from '@headbench/spec';
 export type { AppRouter };
 
 export interface ClientOptions {

@@ -4,7 +4,6 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BACKBONE_NAMES, type BackboneName } from '../src/config.js';
 import {
-  BACKBONE_BLOCK_COUNT,
   BACKBONES,
   backboneBlocks,
   buildBackbone,
@@ -279,7 +278,7 @@ describe('backboneBlocks', () => {
   ] as const)('%s: blocks cover every layer in order', (name, size) => {
     const m = build(name, size);
     const blocks = backboneBlocks(name, m);
-    expect(blocks).toHaveLength(BACKBONE_BLOCK_COUNT[name]);
+    expect(blocks).toHaveLength(BACKBONES[name].blocks);
     expect(blocks.flat()).toEqual(names(m));
     expect(blocks[0][0]).toBe('input_1');
     expect(blocks.every((b) => b.length > 0)).toBe(true);

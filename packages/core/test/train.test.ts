@@ -113,7 +113,7 @@ describe('training', () => {
     expect(learningRateAt({ lr: 1e-4, decay: 1e-6 }, 0)).toBe(1e-4);
     expect(learningRateAt({ lr: 1e-4, decay: 1e-6 }, 1e6)).toBeCloseTo(5e-5, 12);
     expect(() => validateRunConfig({ ...base, head: 'gapp' as never, batchSize: 0 })).toThrow(
-      /head: 'gapp' is not one of fc, gap, gmp.*\n.*batchSize: 0 must be an integer/s,
+      /head: 'gapp' is not one of fc, gap, gmp.*\n.*batchSize: 0 is not an integer in \[1, 4096\]/s,
     );
   });
 

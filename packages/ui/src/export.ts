@@ -1,12 +1,10 @@
 // Exports of the sweep view: CSV of the stored series, Markdown of the report.
-import { buildReport, type ReportRun, reportTables } from './report.ts';
-import { differingKeys, formatValue, type SeriesMap } from './series.ts';
+import { csvCell } from '@headbench/spec';
 
-export function csvCell(v: unknown): string {
-  const s = typeof v === 'number' ? String(v) : formatValue(v);
-  if (v === undefined || v === null) return '';
-  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-}
+export { csvCell };
+
+import { buildReport, type ReportRun, reportTables } from './report.ts';
+import { differingKeys, type SeriesMap } from './series.ts';
 
 /**
  * Long format, one row per point: run, the config keys that differ between runs, metric, step, epoch,

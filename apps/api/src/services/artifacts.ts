@@ -4,10 +4,10 @@ import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import type { ArtifactInfo, ArtifactKind } from '@headbench/spec';
 import { TRPCError } from '@trpc/server';
 import type pg from 'pg';
 import type { Principal } from '../auth.js';
-import type { ArtifactInfo, ArtifactKind } from '../protocol.js';
 import type { RunService } from './runs.js';
 
 /** Where artifact bytes live. The filesystem store is the default; an S3-compatible one implements the same. */

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
+import type { DatasetFormat } from '@headbench/spec';
 import { TRPCError } from '@trpc/server';
 import type pg from 'pg';
 import type { Principal } from '../auth.js';
-import type { DatasetFormat } from '../protocol.js';
 import { type ArtifactStore, datasetKey, TooLargeError } from './artifacts.js';
 
 export const DATASET_NAME_RE = /^[\w.\-:@]{1,128}$/;

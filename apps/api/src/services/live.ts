@@ -1,5 +1,5 @@
+import type { LiveUpdate, RunStatus } from '@headbench/spec';
 import type { Namespace } from 'socket.io';
-import type { LiveUpdate, RunStatus } from '../protocol.js';
 
 type Point = LiveUpdate['metrics'][number]['points'][number];
 interface Pending {

@@ -1,5 +1,5 @@
+import { LIMITS, type MetricPoint } from '@headbench/spec';
 import { z } from 'zod';
-import { LIMITS, type MetricPoint } from '../protocol.js';
 
 /**
  * Hand-written check of a `metrics` message on the /trainers socket: the same rules as the tRPC

@@ -1,6 +1,6 @@
+import type { MetricPoint, ReportMetricsOutput } from '@headbench/spec';
 import type pg from 'pg';
 import type { Principal } from '../auth.js';
-import type { MetricPoint, ReportMetricsOutput } from '../protocol.js';
 import type { LiveHub } from './live.js';
 import type { RunService } from './runs.js';
 

@@ -1,27 +1,28 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import {
+  type Capabilities,
+  type CompleteInput,
+  expandSweep,
+  type FailInput,
+  type HeartbeatInput,
+  type HeartbeatOutput,
+  type LeasedDataset,
+  type LeasedRun,
+  type LeaseInput,
+  type LeaseOutput,
+  type RegisterInput,
+  type RegisterOutput,
+  type ReleaseInput,
+  type Requirements,
+  type RunStateOutput,
+  type RunStatus,
+  type SweepSpec,
+} from '@headbench/spec';
 import { TRPCError } from '@trpc/server';
 import type pg from 'pg';
 import { PgBoss } from 'pg-boss';
 import type { Principal } from '../auth.js';
 import { withTx } from '../db/database.js';
-import type {
-  Capabilities,
-  CompleteInput,
-  FailInput,
-  HeartbeatInput,
-  HeartbeatOutput,
-  LeasedDataset,
-  LeasedRun,
-  LeaseInput,
-  LeaseOutput,
-  RegisterInput,
-  RegisterOutput,
-  ReleaseInput,
-  Requirements,
-  RunStateOutput,
-  RunStatus,
-} from '../protocol.js';
-import { expandSweep, gridSize, MAX_RUNS_PER_SWEEP, type SweepSpec } from '../sweep-spec.js';
 import type { LiveHub } from './live.js';
 
 type Db = pg.Pool | pg.PoolClient;
@@ -53,6 +54,9 @@ export function orderedUuid(): string {
   const h = b.toString('hex');
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
+
+/** Runs per INSERT when a sweep is stored. */
+const INSERT_CHUNK = 1000;
 
 const ANY = 'any';
 /** One queue per requirement class; a trainer fetches from every class it satisfies, most specific first. */
@@ -211,14 +215,11 @@ export class RunService {
 
   // ---------------------------------------------------------------- sweeps
 
+  /**
+   * Stores a sweep and queues its runs in one transaction. The spec was parsed by SweepSpec, which bounds
+   * the grid and the bytes of its configs; rows go in chunks so no single statement carries them all.
+   */
   async createSweep(spec: SweepSpec, creatorId: string | null, parentId: string | null = null) {
-    const n = gridSize(spec);
-    if (n > MAX_RUNS_PER_SWEEP) {
-      throw new TRPCError({
-        code: 'BAD_REQUEST',
-        message: `grid has ${n} runs; the limit is ${MAX_RUNS_PER_SWEEP}`,
-      });
-    }
     const configs = expandSweep(spec);
     const queue = queueFor(spec.requires);
     await this.ensureQueue(queue);
@@ -230,21 +231,32 @@ export class RunService {
         `INSERT INTO sweeps (id, name, spec, status, creator_id, parent_id) VALUES ($1, $2, $3, 'active', $4, $5)`,
         [sweepId, spec.name, JSON.stringify(spec), creatorId, parentId],
       );
-      await c.query(
-        `INSERT INTO runs (id, sweep_id, index, config, status, attempt, max_attempts, queue, job_id)
-         SELECT id, $2, idx - 1, cfg, 'queued', 1, $3, $4, job
-         FROM unnest($1::uuid[], $5::jsonb[], $6::uuid[]) WITH ORDINALITY AS t(id, cfg, job, idx)`,
-        [runIds, sweepId, spec.maxAttempts, queue, configs.map((x) => JSON.stringify(x)), jobIds],
-      );
-      await c.query(
-        `INSERT INTO run_events (run_id, type, attempt) SELECT id, 'queued', 1 FROM unnest($1::uuid[]) AS id`,
-        [runIds],
-      );
-      await this.boss.insert(
-        queue,
-        runIds.map((runId, i) => ({ id: jobIds[i], data: { runId }, retryLimit: 0 })),
-        bossDb(c),
-      );
+      for (let at = 0; at < configs.length; at += INSERT_CHUNK) {
+        const ids = runIds.slice(at, at + INSERT_CHUNK);
+        await c.query(
+          `INSERT INTO runs (id, sweep_id, index, config, status, attempt, max_attempts, queue, job_id)
+           SELECT id, $2, $7 + idx - 1, cfg, 'queued', 1, $3, $4, job
+           FROM unnest($1::uuid[], $5::jsonb[], $6::uuid[]) WITH ORDINALITY AS t(id, cfg, job, idx)`,
+          [
+            ids,
+            sweepId,
+            spec.maxAttempts,
+            queue,
+            configs.slice(at, at + INSERT_CHUNK).map((x) => JSON.stringify(x)),
+            jobIds.slice(at, at + INSERT_CHUNK),
+            at,
+          ],
+        );
+        await c.query(
+          `INSERT INTO run_events (run_id, type, attempt) SELECT id, 'queued', 1 FROM unnest($1::uuid[]) AS id`,
+          [ids],
+        );
+        await this.boss.insert(
+          queue,
+          ids.map((runId, i) => ({ id: jobIds[at + i], data: { runId }, retryLimit: 0 })),
+          bossDb(c),
+        );
+      }
     });
     for (const id of runIds) this.hub.runStatus({ id, sweepId, status: 'queued', attempt: 1 });
     this.hub.workAvailable();

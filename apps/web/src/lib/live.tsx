@@ -1,5 +1,5 @@
 'use client';
-import type { LiveUpdate } from '@headbench/api/protocol';
+import type { LiveUpdate } from '@headbench/spec';
 import { useEffect, useRef, useState } from 'react';
 import { io } from 'socket.io-client';
 

@@ -1,5 +1,5 @@
 'use client';
-import type { LiveUpdate } from '@headbench/api/protocol';
+import type { LiveUpdate } from '@headbench/spec';
 import { lastStep, mergePoints, ResyncMarks, type SeriesMap } from '@headbench/ui';
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { browserApi } from './browser';

@@ -7,4 +7,4 @@ export type RunDetail = Out['runs']['get'];
 export type Sweep = Out['sweeps']['get'];
 export type SweepListItem = Out['sweeps']['list'][number];
 export type Trainer = Out['trainers']['list'][number];
-export type { LiveUpdate } from '@headbench/api/protocol';
+export type { LiveUpdate } from '@headbench/spec';

@@ -1,15 +1,9 @@
+import type { Augment } from '@headbench/spec';
 import type { Rng } from '../rng.js';
 import type { ImageSize } from './types.js';
 
-/** Random augmentation, drawn from a seeded RNG (Keras ImageDataGenerator's common subset). */
-export interface AugmentOptions {
-  /** Flip left-right with probability 0.5. */
-  horizontalFlip?: boolean;
-  /** Maximum shift as a fraction of width/height (Keras width_shift_range / height_shift_range). */
-  shift?: number;
-  /** Maximum rotation in degrees (Keras rotation_range). */
-  rotation?: number;
-}
+/** Augmentation options: the run config's `augment`, bounded in @headbench/spec. */
+export type AugmentOptions = Augment;
 
 export interface Affine {
   flip: boolean;

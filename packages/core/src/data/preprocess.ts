@@ -1,12 +1,7 @@
-/**
- * Input normalisation per backbone family, as Keras applications' `preprocess_input` does it.
- * - `caffe` (VGG, ResNet50): RGB→BGR, subtract the ImageNet BGR means, no scaling.
- * - `tf` (InceptionV3, MobileNetV2): scale to [-1, 1].
- * - `torch`: scale to [0, 1], subtract ImageNet means and divide by stds (per RGB channel).
- * - `none`: leave [0, 255].
- */
-export type PreprocessMode = 'caffe' | 'tf' | 'torch' | 'none';
-export const PREPROCESS_MODES: readonly PreprocessMode[] = ['caffe', 'tf', 'torch', 'none'];
+import { PREPROCESS_MODES, type PreprocessMode } from '@headbench/spec';
+
+/** Normalisation modes (Keras `preprocess_input`) are named in @headbench/spec. */
+export { PREPROCESS_MODES, type PreprocessMode } from '@headbench/spec';
 
 const CAFFE_BGR_MEAN = [103.939, 116.779, 123.68];
 const TORCH_MEAN = [0.485, 0.456, 0.406];

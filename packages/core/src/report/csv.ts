@@ -1,15 +1,9 @@
-import { canonicalJson } from '@headbench/spec';
+import { csvRow } from '@headbench/spec';
 import type { RunConfig } from '../config.js';
 import type { RunResult } from '../results.js';
 import { EPOCH_METRICS, varyingKeys } from './stats.js';
 
 const FIXED_KEYS: (keyof RunConfig)[] = ['backbone', 'head', 'seed'];
-
-export function csvField(v: unknown): string {
-  if (v === undefined || v === null) return '';
-  const s = typeof v === 'object' ? canonicalJson(v) : String(v);
-  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-}
 
 /**
  * One row per run × epoch (failed and running runs included: their logged epochs are real data).
@@ -30,7 +24,7 @@ export function metricsCsv(results: readonly RunResult[]): string {
   for (const r of results) {
     const prefix = [r.id, ...FIXED_KEYS.map((k) => r.config[k]), ...extra.map((k) => r.config[k])];
     for (const e of r.epochs) {
-      lines.push([...prefix, e.epoch, ...EPOCH_METRICS.map((m) => e[m])].map(csvField).join(','));
+      lines.push(csvRow([...prefix, e.epoch, ...EPOCH_METRICS.map((m) => e[m])]));
     }
   }
   return `${lines.join('\n')}\n`;
@@ -58,15 +52,13 @@ export function summaryCsv(results: readonly RunResult[]): string {
     if (!r.summary || r.status !== 'succeeded') continue;
     const s = r.summary;
     lines.push(
-      [
+      csvRow([
         r.id,
         ...FIXED_KEYS.map((k) => r.config[k]),
         r.provenance?.split.seed,
         s.split_hash,
         ...SUMMARY_COLUMNS.map((k) => s[k]),
-      ]
-        .map(csvField)
-        .join(','),
+      ]),
     );
   }
   return `${lines.join('\n')}\n`;

@@ -13,6 +13,5 @@ export {
   type SeedStat,
   type ShiftStat,
 } from './stats.js';
-export { HEAD_COLORS, HEAD_DASHES } from './style.js';
 export { heatmapSvg, type LineChartSpec, type LineSeries, lineChartSvg } from './svg.js';
 export { type ReportSection, writeReport } from './write.js';

@@ -10,6 +10,8 @@ import {
 import type { RunConfig } from '../config.js';
 import type { EpochMetrics, ParamCounts, RunResult } from '../results.js';
 
+export { canonicalJson };
+
 /** One quantity over the seeds of a group: mean, sample std and 95% t-interval (spec's statistics). */
 export type SeedStat = MeanInterval & {
   /** One value per run (seed), in the group's run order. */

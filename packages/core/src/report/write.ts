@@ -7,7 +7,7 @@ import type { RunResult } from '../results.js';
 import { writeCamGrid } from './cam.js';
 import { metricsCsv, summaryCsv } from './csv.js';
 import { type CurveStats, compareGroups, groupRuns, type RunGroup, type SeedStat } from './stats.js';
-import { EXTRA_DASHES, HEAD_DASHES, headColor } from './style.js';
+import { headColor, headDash } from './style.js';
 import { heatmapSvg, type LineSeries, lineChartSvg } from './svg.js';
 
 export interface ReportSection {
@@ -68,7 +68,7 @@ function styles(groups: RunGroup[]): { color: string; dash?: string }[] {
     seen.set(head, k + 1);
     return {
       color: headColor(head, i),
-      dash: k === 0 ? (HEAD_DASHES as Record<string, string | undefined>)[head] : EXTRA_DASHES[(k - 1) % 4],
+      dash: headDash(head, k),
     };
   });
 }

@@ -1,15 +1,14 @@
 import { createHash } from 'node:crypto';
 import { type BackendInfo, convPool } from '@headbench/engine';
-import { canonicalJson } from '@headbench/spec';
+import { runConfigHash } from '@headbench/spec';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { RunConfig } from '../config.js';
 import type { Provenance, SplitRecord } from '../results.js';
 
-/** Hash of the config as canonical JSON (nested fields included): a checkpoint only resumes the same computation. */
-export function runConfigHash(config: RunConfig): string {
-  return createHash('sha256').update(canonicalJson(config)).digest('hex').slice(0, 16);
-}
+// The config hash is the spec's (canonical JSON, nested fields included): one rule for compare, the API and
+// checkpoints.
+export { runConfigHash };
 
 /**
  * sha256 over a model's weight names, shapes and values as loaded — whatever the source (a folder, a URL, a

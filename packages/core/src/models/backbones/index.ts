@@ -1,73 +1,16 @@
+import { BACKBONES } from '@headbench/spec';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { BACKBONE_NAMES, type BackboneName, type Trainable } from '../../config.js';
-import type { PreprocessMode } from '../../data/preprocess.js';
 import type { BuildContext } from './common.js';
 import { buildInceptionV3 } from './inception.js';
-import { buildMobilenetV2, MOBILENETV2_ALPHAS, makeDivisible } from './mobilenet.js';
+import { buildMobilenetV2, makeDivisible } from './mobilenet.js';
 import { buildResnet50 } from './resnet.js';
 import { buildNin, buildSmallCnn, NIN_BLOCKS } from './small.js';
 import { buildVgg } from './vgg.js';
 
-export { MOBILENETV2_ALPHAS, makeDivisible, NIN_BLOCKS };
-
-export interface BackboneInfo {
-  /** Input normalisation the backbone's (ImageNet) weights expect. */
-  preprocess: PreprocessMode;
-  /** Smallest input side (pixels) the architecture accepts. */
-  minSize: number;
-  /** Input side of the reference (ImageNet) model. */
-  defaultSize: number;
-  description: string;
-}
-
-export const BACKBONES: Record<BackboneName, BackboneInfo> = {
-  vgg16: {
-    preprocess: 'caffe',
-    minSize: 32,
-    defaultSize: 224,
-    description: 'VGG16 (Simonyan & Zisserman 2014), 13 conv layers in 5 blocks, 14.7M parameters',
-  },
-  vgg19: {
-    preprocess: 'caffe',
-    minSize: 32,
-    defaultSize: 224,
-    description: 'VGG19 (Simonyan & Zisserman 2014), 16 conv layers in 5 blocks, 20.0M parameters',
-  },
-  inceptionv3: {
-    preprocess: 'tf',
-    minSize: 75,
-    defaultSize: 299,
-    description: 'Inception v3 (Szegedy et al. 2015), stem + 11 mixed blocks, 21.8M parameters',
-  },
-  resnet50: {
-    preprocess: 'caffe',
-    minSize: 32,
-    defaultSize: 224,
-    description: 'ResNet50 v1 (He et al. 2015), 16 bottleneck blocks in 4 stages, 23.6M parameters',
-  },
-  mobilenetv2: {
-    preprocess: 'tf',
-    minSize: 32,
-    defaultSize: 224,
-    description:
-      'MobileNetV2 (Sandler et al. 2018), 17 inverted residual blocks, width multiplier alpha ' +
-      `${MOBILENETV2_ALPHAS.join('/')}, 2.3M parameters at alpha 1.0`,
-  },
-  smallcnn: {
-    preprocess: 'tf',
-    minSize: 16,
-    defaultSize: 32,
-    description:
-      'Small CPU net: 4 blocks of conv3x3-BN-ReLU-maxpool2x2 (32/64/128/128 filters), 0.24M parameters',
-  },
-  nin: {
-    preprocess: 'tf',
-    minSize: 8,
-    defaultSize: 32,
-    description:
-      'Network in Network (Lin et al. 2013), CPU-sized: 3 mlpconv blocks (64/128/192 filters), 0.42M parameters',
-  },
-};
+/** Per-backbone facts (input sizes, preprocessing, block count) live in @headbench/spec. */
+export { BACKBONES, type BackboneFacts as BackboneInfo } from '@headbench/spec';
+export { makeDivisible, NIN_BLOCKS };
 
 export interface BuildBackboneOptions {
   /** [height, width, channels]. */
@@ -120,17 +63,6 @@ export function buildBackbone(name: BackboneName, options: BuildBackboneOptions)
       return buildNin(ctx);
   }
 }
-
-/** Number of blocks `backboneBlocks` finds in a complete backbone. */
-export const BACKBONE_BLOCK_COUNT: Record<BackboneName, number> = {
-  vgg16: 5,
-  vgg19: 5,
-  inceptionv3: 12,
-  resnet50: 5,
-  mobilenetv2: 19,
-  smallcnn: 4,
-  nin: 3,
-};
 
 /** Block of a layer from its Keras name; null for layers that belong to the block around them (the input). */
 function blockKey(name: BackboneName, layer: string): string | null {
@@ -212,7 +144,7 @@ export function backboneBlocks(name: BackboneName, model: tfl.LayersModel): stri
     }
     blocks = [...groups.values()];
   }
-  const expected = BACKBONE_BLOCK_COUNT[name];
+  const expected = BACKBONES[name].blocks;
   if (blocks.length !== expected) {
     throw new Error(
       `model '${model.name}' does not look like a ${name} backbone: found ${blocks.length} blocks, ` +

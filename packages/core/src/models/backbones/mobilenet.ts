@@ -1,8 +1,6 @@
+import { MOBILENETV2_ALPHAS } from '@headbench/spec';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { type BuildContext, inputFor, LayerFactory, type Sym, spatial } from './common.js';
-
-/** Width multipliers with ImageNet weights in keras.applications. */
-export const MOBILENETV2_ALPHAS = [0.35, 0.5, 0.75, 1.0, 1.3, 1.4] as const;
 
 const BN = { epsilon: 1e-3, momentum: 0.999 };
 

@@ -14,11 +14,12 @@
  * those (the referenced model artifact, the uploaded dataset archive) and its held runs' own artifacts.
  * Every run-scoped call carries { runId, leaseId }; a stale lease (expired and handed to someone else,
  * or canceled) is answered 403/409 and the trainer must drop the run.
- * This module imports nothing from @headbench/core at runtime so browsers can use it.
  */
 
-import type { ParamCounts, RunConfig, RunSummary } from '@headbench/core';
 import { z } from 'zod';
+import { strict } from './fields.ts';
+import type { ParamCounts, RunSummary } from './results.ts';
+import type { RunConfig } from './run-config.ts';
 
 export const ARTIFACT_KINDS = [
   'checkpoint',
@@ -65,9 +66,12 @@ export const Capabilities = z.object({
 export type Capabilities = z.infer<typeof Capabilities>;
 
 /** Run requirements, inside a run's config as `requires`. */
-export const Requirements = z.object({
+export const Requirements = strict({
   gpu: z.boolean().optional(),
-  backend: z.string().min(1).max(32).optional(),
+  backend: z
+    .string()
+    .regex(/^[\w.-]{1,32}$/, { error: 'must be a backend name (letters, digits, . - _; at most 32)' })
+    .optional(),
 });
 export type Requirements = z.infer<typeof Requirements>;
 
