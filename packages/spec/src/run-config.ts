@@ -85,9 +85,11 @@ export const runConfigFields = {
     .refine((f) => f < 1, { error: 'must be below 1' })
     .optional(),
   /** Seed of the split (default 0: one split for every run); `seed` uses the run's seed (repeated splits). */
-  splitSeed: z.union([int(0, RUN_LIMITS.seed), z.literal('seed')], {
-    error: (iss) => `'${String(iss.input)}' must be an integer in [0, 2^31) or 'seed' (repeated splits)`,
-  }).optional(),
+  splitSeed: z
+    .union([int(0, RUN_LIMITS.seed), z.literal('seed')], {
+      error: (iss) => `'${String(iss.input)}' must be an integer in [0, 2^31) or 'seed' (repeated splits)`,
+    })
+    .optional(),
   backbone: oneOf(BACKBONE_NAMES),
   /** MobileNetV2 width multiplier, one of the Keras ImageNet ones. */
   alpha: z
