@@ -60,7 +60,12 @@ describe('what identifies a computation', () => {
     expect(() => validateRunConfig({ ...base, split: '6:1:1', valFraction: 0.1 })).toThrow(
       /valFraction applies to train:test ratios only/,
     );
-    expect(() => validateRunConfig({ ...base, splitSeed: -1 })).toThrow(/splitSeed: '-1' must be an integer/);
+    expect(() => validateRunConfig({ ...base, splitSeed: -1 })).toThrow(
+      /splitSeed: -1 is not an integer in \[0, 2147483647\]/,
+    );
+    expect(() => validateRunConfig({ ...base, splitSeed: 'x' as never })).toThrow(
+      /splitSeed: 'x' must be an integer in \[0, 2\^31\) or 'seed'/,
+    );
     expect(validateRunConfig({ ...base, split: '6:1:1', splitSeed: 'seed' }).splitSeed).toBe('seed');
   });
 });
