@@ -112,7 +112,7 @@ describe('dashboard', () => {
     await page.getByRole('button', { name: 'Create sweep' }).click();
     const epochsError = page.locator('[data-field="epochs"]');
     await epochsError.waitFor();
-    expect(await epochsError.textContent()).toMatch(/>=\s*1/);
+    expect(await epochsError.textContent()).toMatch(/0 is not an integer in \[1, 10000\]/);
     expect(await page.locator('[data-field="name"]').count()).toBe(0);
 
     await page.getByLabel('Epochs').fill(String(EPOCHS));

@@ -98,8 +98,7 @@ export async function buildWeb(): Promise<void> {
   );
   const sources = Math.max(
     await newest(join(WEB, 'src')),
-    await newest(join(ROOT, 'packages', 'ui', 'src')),
-    await newest(join(ROOT, 'packages', 'spec', 'src')),
+    ...(await Promise.all(['ui', 'spec', 'client'].map((p) => newest(join(ROOT, 'packages', p, 'src'))))),
     (await stat(join(WEB, 'next.config.ts'))).mtimeMs,
   );
   if (built > sources) return;

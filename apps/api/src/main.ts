@@ -1,26 +1,33 @@
 import 'reflect-metadata';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LIMITS } from '@headbench/spec';
+import { type DynamicModule, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { IoAdapter } from '@nestjs/platform-socket.io';
 import { createExpressMiddleware } from '@trpc/server/adapters/express';
-import { bearer, hashToken, newTokenSecret, TokenAuth } from './auth.js';
-import { openDatabase } from './db/database.js';
-import { type EmbeddedDb, startEmbeddedPostgres } from './db/embedded.js';
+import { bearer } from './auth.js';
+import { type Database, openDatabase } from './db/database.js';
+import { startEmbeddedPostgres } from './db/embedded.js';
 import { migrateDeploy } from './db/migrate.js';
-import { AppModule } from './nest.js';
-import { ArtifactService, FsArtifactStore } from './services/artifacts.js';
-import { DatasetService } from './services/datasets.js';
-import { LiveHub } from './services/live.js';
-import { MetricService } from './services/metrics.js';
-import { RunService } from './services/runs.js';
-import { appRouter, type Context, type Services } from './trpc.js';
+import { FeaturesModule } from './modules/features.module.js';
+import type { Services } from './services/index.js';
+import { type ApiConfig, SERVICES, ServicesModule } from './services/services.module.js';
+import type { Context } from './trpc/init.js';
+import { appRouter } from './trpc/router.js';
 
-export type { AppRouter } from './trpc.js';
+export type { AppRouter } from './trpc/router.js';
+
+/** The whole API: its services and its feature modules (HTTP routes, sockets). */
+@Module({})
+// biome-ignore lint/complexity/noStaticOnlyClass: Nest's dynamic modules are classes with a static forRoot
+export class ApiModule {
+  static forRoot(config: ApiConfig, db: Database): DynamicModule {
+    return { module: ApiModule, imports: [ServicesModule.forRoot(config, db), FeaturesModule] };
+  }
+}
 
 export const MIGRATIONS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../../prisma/migrations');
 
@@ -60,42 +67,6 @@ export interface ApiHandle {
   close(): Promise<void>;
 }
 
-/**
- * Creates the first admin token when the database has none, and keeps its secret only in
- * `<home>/admin-token` (0600). Later starts read it back from there.
- */
-async function ensureAdminToken(services: Services, home: string, quiet: boolean): Promise<string | null> {
-  const file = join(home, 'admin-token');
-  const { pool } = services.db;
-  const { rows } = await pool.query(
-    `SELECT 1 FROM tokens WHERE role = 'admin' AND revoked_at IS NULL LIMIT 1`,
-  );
-  if (rows[0]) {
-    try {
-      const secret = (await readFile(file, 'utf8')).trim();
-      return (await services.auth.verify(secret)) ? secret : null;
-    } catch {
-      return null;
-    }
-  }
-  const secret = newTokenSecret();
-  const prisma = services.db.prisma;
-  const admin = await prisma.user.upsert({ where: { name: 'admin' }, create: { name: 'admin' }, update: {} });
-  await prisma.token.create({
-    data: {
-      userId: admin.id,
-      name: 'bootstrap admin',
-      role: 'admin',
-      hash: hashToken(secret),
-      prefix: secret.slice(0, 7),
-    },
-  });
-  await mkdir(home, { recursive: true });
-  await writeFile(file, `${secret}\n`, { mode: 0o600 });
-  if (!quiet) console.log(`headbench: created admin token (stored in ${file}):\n  ${secret}`);
-  return secret;
-}
-
 export async function createApi(opts: ApiOptions = {}): Promise<ApiHandle> {
   const home = resolve(opts.home ?? process.env.HEADBENCH_HOME ?? join(process.cwd(), '.headbench'));
   const quiet = opts.quiet ?? false;
@@ -106,56 +77,45 @@ export async function createApi(opts: ApiOptions = {}): Promise<ApiHandle> {
   };
   try {
     let databaseUrl = opts.databaseUrl ?? process.env.DATABASE_URL;
-    let embedded: EmbeddedDb | undefined;
     if (!databaseUrl) {
-      embedded = await startEmbeddedPostgres(home, (m) => console.error(m));
-      cleanup.push(() => embedded!.stop());
+      const embedded = await startEmbeddedPostgres(home, (m) => console.error(m));
+      cleanup.push(() => embedded.stop());
       databaseUrl = embedded.url;
     }
     const db = openDatabase(databaseUrl);
     cleanup.push(() => db.close());
     await migrateDeploy(db.pool, MIGRATIONS_DIR);
 
-    const leaseSeconds = opts.leaseSeconds ?? (Number(process.env.HEADBENCH_LEASE_SECONDS) || 60);
-    const hub = new LiveHub(opts.liveIntervalMs ?? (Number(process.env.HEADBENCH_LIVE_INTERVAL_MS) || 100));
-    cleanup.push(async () => hub.close());
-    const runs = new RunService(
-      db.pool,
-      hub,
-      { leaseSeconds, maxAttempts: opts.maxAttempts ?? 3, reaperGraceSeconds: opts.reaperGraceSeconds },
+    const config: ApiConfig = {
+      home,
       databaseUrl,
-    );
-    await runs.start();
-    cleanup.push(() => runs.stop());
-    const maxBytes =
-      opts.maxArtifactBytes ?? (Number(process.env.HEADBENCH_MAX_ARTIFACT_BYTES) || LIMITS.artifactBytes);
-    const auth = new TokenAuth(db.pool);
-    const store = new FsArtifactStore(join(home, 'artifacts'));
-    const maxDatasetBytes =
-      opts.maxDatasetBytes ?? (Number(process.env.HEADBENCH_MAX_DATASET_BYTES) || LIMITS.datasetBytes);
-    const services: Services = {
-      db,
-      auth,
-      runs,
-      metrics: new MetricService(db.pool, runs, hub, db.ingestPool),
-      artifacts: new ArtifactService(db.pool, runs, store, maxBytes),
-      datasets: new DatasetService(db.pool, store, maxDatasetBytes),
+      leaseSeconds: opts.leaseSeconds ?? (Number(process.env.HEADBENCH_LEASE_SECONDS) || 60),
+      maxAttempts: opts.maxAttempts ?? 3,
+      liveIntervalMs: opts.liveIntervalMs ?? (Number(process.env.HEADBENCH_LIVE_INTERVAL_MS) || 100),
+      maxArtifactBytes:
+        opts.maxArtifactBytes ?? (Number(process.env.HEADBENCH_MAX_ARTIFACT_BYTES) || LIMITS.artifactBytes),
+      maxDatasetBytes:
+        opts.maxDatasetBytes ?? (Number(process.env.HEADBENCH_MAX_DATASET_BYTES) || LIMITS.datasetBytes),
+      reaperGraceSeconds: opts.reaperGraceSeconds,
     };
-    const adminToken = await ensureAdminToken(services, home, quiet);
-
-    // Nest's body parser stays off: tRPC parses its own (with its own limit) and artifact uploads stream.
-    const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(services, hub), {
+    // Nest's body parser stays off: tRPC parses its own (with its own limit) and uploads stream.
+    const app = await NestFactory.create<NestExpressApplication>(ApiModule.forRoot(config, db), {
       bodyParser: false,
       logger: ['error', 'warn'],
+      abortOnError: false,
     });
+    cleanup.push(() => app.close()); // closes HTTP and sockets, then stops the run queue and the hub
+    const services = app.get<Services>(SERVICES);
+    const adminToken = await services.tokens.ensureAdmin(home, quiet);
     app.useWebSocketAdapter(new IoAdapter(app));
+    // tRPC parses and answers its own routes: Nest hosts it as Express middleware.
     app.use(
       '/trpc',
       createExpressMiddleware({
         router: appRouter,
         maxBodySize: 8 * 1024 * 1024 * 1.4,
         createContext: async ({ req }): Promise<Context> => ({
-          principal: await auth.verify(bearer(req.headers.authorization)),
+          principal: await services.auth.verify(bearer(req.headers.authorization)),
           services,
         }),
         onError: ({ error }) => {
@@ -166,7 +126,6 @@ export async function createApi(opts: ApiOptions = {}): Promise<ApiHandle> {
     const port = opts.port ?? (process.env.PORT !== undefined ? Number(process.env.PORT) : 4000);
     const host = opts.host ?? process.env.HOST ?? '127.0.0.1';
     await app.listen(port, host);
-    cleanup.push(() => app.close());
     const addr = app.getHttpServer().address() as AddressInfo;
     const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${addr.port}`;
     return { url, port: addr.port, adminToken, databaseUrl, home, services, close };

@@ -4,10 +4,10 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createHeadbenchClient } from '@headbench/client';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApi } from '../src/main.js';
+import { apiClient } from './helpers.js';
 
 const apiDir = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -42,7 +42,7 @@ describe('embedded Postgres (no DATABASE_URL)', () => {
     const tokenFile = join(home, 'admin-token');
     expect((await stat(tokenFile)).mode & 0o777).toBe(0o600);
     expect((await readFile(tokenFile, 'utf8')).trim()).toBe(api.adminToken);
-    const client = createHeadbenchClient({ url: api.url, token: api.adminToken! });
+    const client = apiClient(api.url, api.adminToken!);
     const sweep = await client.sweeps.create.mutate({
       name: 'kept',
       datasets: ['generated:flowers17'],
@@ -61,7 +61,7 @@ describe('embedded Postgres (no DATABASE_URL)', () => {
     const again = await createApi({ home, port: 0, quiet: true });
     try {
       expect(again.adminToken).toBe(api.adminToken); // same token, read back from the state dir
-      const c2 = createHeadbenchClient({ url: again.url, token: again.adminToken! });
+      const c2 = apiClient(again.url, again.adminToken!);
       const list = await c2.sweeps.list.query();
       expect(list.map((s) => s.id)).toEqual([sweep.id]);
       expect(list[0].runs).toEqual({ queued: 1 });

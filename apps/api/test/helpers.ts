@@ -1,9 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { createTRPCClient, httpLink } from '@trpc/client';
 import pg from 'pg';
-import { type ApiHandle, type ApiOptions, createApi } from '../src/main.js';
+import type { AppRouter } from '../src/trpc/router.js';
+
+/** A tRPC client typed by this app's own router (cross-app tests use @headbench/client instead). */
+export const apiClient = (url: string, token: string) =>
+  createTRPCClient<AppRouter>({
+    links: [httpLink({ url: `${url}/trpc`, headers: { authorization: `Bearer ${token}` } })],
+  });
 
 /** The CI/dev Postgres (trust auth). Each test file gets its own database, dropped afterwards. */
 export const PG_ADMIN_URL = process.env.HEADBENCH_TEST_PG ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
@@ -24,26 +28,6 @@ export async function freshDatabase(): Promise<{ url: string; name: string; drop
       await c.connect();
       await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
       await c.end();
-    },
-  };
-}
-
-export interface TestApi extends ApiHandle {
-  token: string;
-  dispose(): Promise<void>;
-}
-
-export async function startTestApi(opts: Partial<ApiOptions> = {}): Promise<TestApi> {
-  const db = await freshDatabase();
-  const home = await mkdtemp(join(tmpdir(), 'headbench-test-'));
-  const api = await createApi({ databaseUrl: db.url, home, port: 0, quiet: true, ...opts });
-  return {
-    ...api,
-    token: api.adminToken!,
-    async dispose() {
-      await api.close();
-      await db.drop();
-      await rm(home, { recursive: true, force: true });
     },
   };
 }

@@ -1,39 +1,81 @@
-// @headbench/client: typed tRPC client for the headbench API, socket helpers, and the trainer protocol.
+// @headbench/client: a client for the headbench API typed from the contract in @headbench/spec (no code
+// from the API app), socket helpers, and the trainer protocol's HTTP calls.
 
-import type { AppRouter } from '@headbench/api/router';
-import type {
-  ArtifactInfo,
-  ArtifactKind,
-  DatasetFormat,
-  LiveUpdate,
-  MetricsAck,
-  ReportMetricsInput,
-  ReportMetricsOutput,
+import {
+  type AnyProcedure,
+  type ApiContract,
+  type ArtifactInfo,
+  type ArtifactKind,
+  apiContract,
+  type Contract,
+  type ContractClient,
+  type DatasetFormat,
+  type LiveUpdate,
+  type MetricsAck,
+  type ReportMetricsInput,
+  type ReportMetricsOutput,
 } from '@headbench/spec';
-import { createTRPCClient, httpBatchLink, httpLink, type TRPCClient } from '@trpc/client';
+import { createTRPCUntypedClient, httpBatchLink, httpLink, type TRPCUntypedClient } from '@trpc/client';
+import type { TRPCBuiltRouter, TRPCDefaultErrorShape, TRPCRouterRecord } from '@trpc/server';
 import { io, type Socket } from 'socket.io-client';
 
 export * from '@headbench/spec';
-export type { AppRouter };
 
 export interface ClientOptions {
-  /** API base URL, e.g. http://127.0.0.1:4000 */
+  /** API base URL, e.g. http://127.0.0.1:4000 (the dashboard's own origin for its proxy). */
   url: string;
-  token: string;
+  /** Sent as `Authorization: Bearer`; omit it behind a proxy that adds it (the dashboard's). */
+  token?: string;
+  /** Path of the tRPC endpoint under `url` (default /trpc). */
+  path?: string;
   /** Batch calls made in the same tick into one request (default true). Trainers may prefer false. */
   batch?: boolean;
+  /** Longest GET URL of a batch before it is split (default: no limit). */
+  maxURLLength?: number;
 }
 
-/** A typed tRPC client: `client.sweeps.create.mutate(spec)`, `client.runs.metrics.query({ runId })`... */
-export function createHeadbenchClient({ url, token, batch = true }: ClientOptions): TRPCClient<AppRouter> {
-  const opts = {
-    url: `${url.replace(/\/$/, '')}/trpc`,
-    headers: () => ({ authorization: `Bearer ${token}` }),
+/** A client with every procedure of the contract: `client.sweeps.create.mutate(spec)`, `client.runs.get.query({ id })`. */
+export type HeadbenchClient = ContractClient<ApiContract>;
+
+/** A router with no procedures known and no transformer: the contract supplies the types. */
+type Untyped = TRPCUntypedClient<
+  TRPCBuiltRouter<
+    { ctx: object; meta: object; errorShape: TRPCDefaultErrorShape; transformer: false },
+    TRPCRouterRecord
+  >
+>;
+
+function bind(contract: Contract, untyped: Untyped, prefix = ''): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [name, node] of Object.entries(contract)) {
+    const path = prefix ? `${prefix}.${name}` : name;
+    if ('kind' in node && typeof node.kind === 'string') {
+      out[name] =
+        (node as AnyProcedure).kind === 'query'
+          ? { query: (input?: unknown) => untyped.query(path, input) }
+          : { mutate: (input?: unknown) => untyped.mutation(path, input) };
+    } else out[name] = bind(node as Contract, untyped, path);
+  }
+  return out;
+}
+
+export function createHeadbenchClient({
+  url,
+  token,
+  path = '/trpc',
+  batch = true,
+  maxURLLength,
+}: ClientOptions): HeadbenchClient {
+  const link = {
+    url: `${url.replace(/\/$/, '')}${path}`,
+    headers: () => (token ? { authorization: `Bearer ${token}` } : {}),
+    ...(maxURLLength ? { maxURLLength } : {}),
   };
-  return createTRPCClient<AppRouter>({ links: [batch ? httpBatchLink(opts) : httpLink(opts)] });
+  const untyped = createTRPCUntypedClient({
+    links: [batch ? httpBatchLink(link) : httpLink(link)],
+  }) as Untyped;
+  return bind(apiContract, untyped) as HeadbenchClient;
 }
-export type HeadbenchClient = TRPCClient<AppRouter>;
-
 export interface LiveConnection {
   socket: Socket;
   /** Joins rooms (`run:<id>`, `sweep:<id>`); resolves once the server confirmed. */

@@ -63,12 +63,25 @@ export function strict<T extends z.core.$ZodLooseShape>(shape: T) {
 /** Problems listed before "… and N more": a hostile input can carry thousands. */
 export const MAX_LISTED_ISSUES = 20;
 
+type Issue = { path: readonly PropertyKey[]; message: string; code?: string; errors?: Issue[][] };
+
+/**
+ * A failed union (e.g. `lr`: a number or a list of numbers) as the problems of the branch the input meant:
+ * the one that got deepest into the value, else the first (the scalar).
+ */
+function flatten(issue: Issue): Issue[] {
+  if (issue.code !== 'invalid_union' || !issue.errors?.length) return [issue];
+  const depth = (branch: Issue[]) => Math.max(...branch.map((i) => i.path.length));
+  const branch = issue.errors.reduce((best, b) => (depth(b) > depth(best) ? b : best));
+  return branch.flatMap((i) => flatten({ ...i, path: [...issue.path, ...i.path] }));
+}
+
 /** Zod issues as "field.path: message" lines, the form every caller (CLI, API, dashboard) shows them in. */
-export function formatIssues(issues: readonly { path: readonly PropertyKey[]; message: string }[]): string[] {
-  const lines = issues
+export function formatIssues(issues: readonly Issue[]): string[] {
+  const flat = issues.flatMap(flatten);
+  const lines = flat
     .slice(0, MAX_LISTED_ISSUES)
     .map((i) => `${i.path.map(String).join('.') || '(input)'}: ${i.message}`);
-  if (issues.length > MAX_LISTED_ISSUES)
-    lines.push(`… and ${issues.length - MAX_LISTED_ISSUES} more problems`);
+  if (flat.length > MAX_LISTED_ISSUES) lines.push(`… and ${flat.length - MAX_LISTED_ISSUES} more problems`);
   return lines;
 }

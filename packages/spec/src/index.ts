@@ -2,6 +2,7 @@
 // Browser-safe by rule: it imports zod and nothing else (no tfjs, no node:* modules).
 export const SPEC_VERSION = 1;
 
+export * from './api.ts';
 export * from './backbones.ts';
 export * from './cam.ts';
 export * from './canonical.ts';

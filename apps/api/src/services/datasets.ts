@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import type { DatasetFormat } from '@headbench/spec';
+import type { DatasetFormat, DatasetInfo } from '@headbench/spec';
 import { TRPCError } from '@trpc/server';
 import type pg from 'pg';
 import type { Principal } from '../auth.js';
@@ -16,8 +16,42 @@ export interface DatasetArchiveRow {
   archive_size: string | null;
 }
 
+interface DatasetRow {
+  id: string;
+  name: string;
+  uri: string;
+  content_hash: string | null;
+  classes: string[] | null;
+  train_count: number | null;
+  test_count: number | null;
+  archive_format: DatasetFormat | null;
+  archive_sha256: string | null;
+  archive_size: string | null;
+  created_at: Date;
+}
+
+const toDatasetInfo = (d: DatasetRow): DatasetInfo => ({
+  id: d.id,
+  name: d.name,
+  uri: d.uri,
+  contentHash: d.content_hash,
+  classes: d.classes ?? [],
+  trainCount: d.train_count,
+  testCount: d.test_count,
+  archive:
+    d.archive_sha256 && d.archive_format
+      ? {
+          format: d.archive_format,
+          sha256: d.archive_sha256,
+          size: Number(d.archive_size),
+          downloadPath: `/datasets/${encodeURIComponent(d.name)}/content`,
+        }
+      : null,
+  createdAt: d.created_at.toISOString(),
+});
+
 /**
- * Uploaded datasets: the archive's bytes go to the artifact store (hashed on the way in, size-limited)
+ * The dataset registry (SQL, like the upload path that writes the same rows). Uploaded datasets: the archive's bytes go to the artifact store (hashed on the way in, size-limited)
  * and the registry row points at them, so trainers fetch the set through the API with their own token.
  */
 export class DatasetService {
@@ -76,6 +110,40 @@ export class DatasetService {
         downloadPath: `/datasets/${encodeURIComponent(name)}/content`,
       },
     };
+  }
+
+  /** Registers (or updates) a dataset URI under a name, with what is known about it. */
+  async register(input: {
+    name: string;
+    uri: string;
+    contentHash?: string;
+    classes: string[];
+    trainCount?: number;
+    testCount?: number;
+  }): Promise<DatasetInfo> {
+    const { rows } = await this.pool.query<DatasetRow>(
+      `INSERT INTO datasets (id, name, uri, content_hash, classes, train_count, test_count)
+       VALUES (gen_random_uuid(), $1, $2, $3, $4, $5, $6)
+       ON CONFLICT (name) DO UPDATE SET uri = EXCLUDED.uri,
+         content_hash = COALESCE(EXCLUDED.content_hash, datasets.content_hash), classes = EXCLUDED.classes,
+         train_count = COALESCE(EXCLUDED.train_count, datasets.train_count),
+         test_count = COALESCE(EXCLUDED.test_count, datasets.test_count)
+       RETURNING *`,
+      [
+        input.name,
+        input.uri,
+        input.contentHash ?? null,
+        input.classes,
+        input.trainCount ?? null,
+        input.testCount ?? null,
+      ],
+    );
+    return toDatasetInfo(rows[0]);
+  }
+
+  async list(): Promise<DatasetInfo[]> {
+    const { rows } = await this.pool.query<DatasetRow>('SELECT * FROM datasets ORDER BY name');
+    return rows.map(toDatasetInfo);
   }
 
   async get(name: string): Promise<DatasetArchiveRow | null> {

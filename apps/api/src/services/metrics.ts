@@ -1,19 +1,8 @@
-import type { MetricPoint, ReportMetricsOutput } from '@headbench/spec';
+import type { MetricPoint, ReportMetricsOutput, SeriesPoint } from '@headbench/spec';
 import type pg from 'pg';
 import type { Principal } from '../auth.js';
 import type { LiveHub } from './live.js';
 import type { RunService } from './runs.js';
-
-export interface SeriesPoint {
-  step: number;
-  epoch: number | null;
-  value: number;
-  /** Present when points were merged into this bucket. */
-  min?: number;
-  max?: number;
-  n?: number;
-  time: number;
-}
 
 type LivePoint = { name: string; step: number; epoch: number | null; value: number; time: number };
 

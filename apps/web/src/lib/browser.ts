@@ -1,16 +1,10 @@
 'use client';
 // Browser-side API access: tRPC through this app's /api/trpc proxy (the token stays in the httpOnly cookie).
-import type { AppRouter } from '@headbench/api/router';
-import { createTRPCClient, httpBatchLink } from '@trpc/client';
+import { createHeadbenchClient, type HeadbenchClient } from '@headbench/client';
 
-let client: ReturnType<typeof make> | undefined;
-function make() {
-  return createTRPCClient<AppRouter>({
-    links: [httpBatchLink({ url: `${window.location.origin}/api/trpc`, maxURLLength: 4000 })],
-  });
-}
-export function browserApi() {
-  client ??= make();
+let client: HeadbenchClient | undefined;
+export function browserApi(): HeadbenchClient {
+  client ??= createHeadbenchClient({ url: window.location.origin, path: '/api/trpc', maxURLLength: 4000 });
   return client;
 }
 

@@ -1,6 +1,6 @@
 // Server-side API access with the signed-in user's token (server components and route handlers only).
-import type { AppRouter } from '@headbench/api/router';
-import { createTRPCClient, httpBatchLink, TRPCClientError } from '@trpc/client';
+import { createHeadbenchClient, type HeadbenchClient } from '@headbench/client';
+import { TRPCClientError } from '@trpc/client';
 import { cookies } from 'next/headers';
 import { redirect } from 'next/navigation';
 import { apiUrl, TOKEN_COOKIE } from './config';
@@ -9,18 +9,10 @@ export async function sessionToken(): Promise<string | undefined> {
   return (await cookies()).get(TOKEN_COOKIE)?.value;
 }
 
-export function clientFor(token: string) {
-  return createTRPCClient<AppRouter>({
-    links: [
-      httpBatchLink({
-        url: `${apiUrl()}/trpc`,
-        maxURLLength: 4000,
-        headers: () => ({ authorization: `Bearer ${token}` }),
-      }),
-    ],
-  });
+export function clientFor(token: string): HeadbenchClient {
+  return createHeadbenchClient({ url: apiUrl(), token, maxURLLength: 4000 });
 }
-export type ServerClient = ReturnType<typeof clientFor>;
+export type ServerClient = HeadbenchClient;
 
 /** The API client for this request; signed-out visitors go to sign-in. */
 export async function api(): Promise<ServerClient> {

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { createApi } from '@headbench/api';
 import {
   createHeadbenchClient,
   type HeadbenchClient,
@@ -7,7 +8,6 @@ import {
   uploadDataset,
 } from '@headbench/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApi } from '../src/main.js';
 import { startTestApi, type TestApi, waitFor } from './helpers.js';
 
 const spec = (name: string, extra: Record<string, unknown> = {}) => ({

@@ -14,7 +14,7 @@ import {
 } from '@headbench/client';
 import type { Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IngestQueue } from '../src/services/metrics.js';
+import { IngestQueue } from '../../apps/api/src/services/metrics.ts';
 import { startTestApi, type TestApi, waitFor } from './helpers.js';
 
 const spec = (name: string, seeds: number[]) => ({

@@ -1,0 +1,143 @@
+// Every service of the API, built by Nest's dependency injection from the resolved configuration and the
+// opened database, and stopped in order once the HTTP server and the sockets are closed.
+import { join } from 'node:path';
+import { type DynamicModule, Inject, Injectable, Module, type OnApplicationShutdown } from '@nestjs/common';
+import { TokenAuth } from '../auth.js';
+import type { Database } from '../db/database.js';
+import { ArtifactService, FsArtifactStore } from './artifacts.js';
+import { DatasetService } from './datasets.js';
+import type { Services } from './index.js';
+import { LiveHub } from './live.js';
+import { MetricService } from './metrics.js';
+import { RunRecords } from './run-records.js';
+import { RunService } from './runs.js';
+import { SweepService } from './sweeps.js';
+import { TokenService } from './tokens.js';
+import { TrainerDirectory } from './trainers.js';
+
+/** What createApi resolved from its options and the environment. */
+export interface ApiConfig {
+  home: string;
+  databaseUrl: string;
+  leaseSeconds: number;
+  maxAttempts: number;
+  liveIntervalMs: number;
+  maxArtifactBytes: number;
+  maxDatasetBytes: number;
+  reaperGraceSeconds?: number;
+}
+
+export const API_CONFIG = Symbol('headbench.config');
+export const DATABASE = Symbol('headbench.database');
+/** All services in one object: the tRPC context hands it to every procedure. */
+export const SERVICES = Symbol('headbench.services');
+
+/** Stops the run queue and the live hub after Nest closed the HTTP server and the sockets. */
+@Injectable()
+class ServicesShutdown implements OnApplicationShutdown {
+  constructor(
+    @Inject(RunService) private readonly runs: RunService,
+    @Inject(LiveHub) private readonly hub: LiveHub,
+  ) {}
+  async onApplicationShutdown() {
+    await this.runs.stop().catch((e) => console.error('[close] run queue:', e?.message ?? e));
+    this.hub.close();
+  }
+}
+
+/** The services the tRPC context carries, by their name there. */
+const BY_NAME = {
+  auth: TokenAuth,
+  hub: LiveHub,
+  runs: RunService,
+  runRecords: RunRecords,
+  sweeps: SweepService,
+  metrics: MetricService,
+  artifacts: ArtifactService,
+  datasets: DatasetService,
+  tokens: TokenService,
+  trainers: TrainerDirectory,
+} satisfies { [K in Exclude<keyof Services, 'db'>]: abstract new (...args: never[]) => Services[K] };
+
+@Module({})
+// biome-ignore lint/complexity/noStaticOnlyClass: Nest's dynamic modules are classes with a static forRoot
+export class ServicesModule {
+  static forRoot(config: ApiConfig, db: Database): DynamicModule {
+    return {
+      module: ServicesModule,
+      global: true,
+      providers: [
+        { provide: API_CONFIG, useValue: config },
+        { provide: DATABASE, useValue: db },
+
+        { provide: LiveHub, useFactory: () => new LiveHub(config.liveIntervalMs) },
+        {
+          provide: RunService,
+          useFactory: async (hub: LiveHub) => {
+            const runs = new RunService(
+              db.pool,
+              hub,
+              {
+                leaseSeconds: config.leaseSeconds,
+                maxAttempts: config.maxAttempts,
+                reaperGraceSeconds: config.reaperGraceSeconds,
+              },
+              config.databaseUrl,
+            );
+            await runs.start();
+            return runs;
+          },
+          inject: [LiveHub],
+        },
+        { provide: TokenAuth, useFactory: () => new TokenAuth(db.pool) },
+        { provide: FsArtifactStore, useFactory: () => new FsArtifactStore(join(config.home, 'artifacts')) },
+        {
+          provide: MetricService,
+          useFactory: (runs: RunService, hub: LiveHub) =>
+            new MetricService(db.pool, runs, hub, db.ingestPool),
+          inject: [RunService, LiveHub],
+        },
+        {
+          provide: ArtifactService,
+          useFactory: (runs: RunService, store: FsArtifactStore) =>
+            new ArtifactService(db.pool, runs, store, config.maxArtifactBytes),
+          inject: [RunService, FsArtifactStore],
+        },
+        {
+          provide: DatasetService,
+          useFactory: (store: FsArtifactStore) => new DatasetService(db.pool, store, config.maxDatasetBytes),
+          inject: [FsArtifactStore],
+        },
+        {
+          provide: SweepService,
+          useFactory: (runs: RunService) => new SweepService(db.prisma, runs),
+          inject: [RunService],
+        },
+        {
+          provide: RunRecords,
+          useFactory: (artifacts: ArtifactService) => new RunRecords(db.prisma, artifacts),
+          inject: [ArtifactService],
+        },
+        { provide: TrainerDirectory, useFactory: () => new TrainerDirectory(db.prisma) },
+        {
+          provide: TokenService,
+          useFactory: (auth: TokenAuth) => new TokenService(db.prisma, auth),
+          inject: [TokenAuth],
+        },
+        {
+          provide: SERVICES,
+          useFactory: (...values: unknown[]): Services => ({
+            db,
+            ...(Object.fromEntries(Object.keys(BY_NAME).map((k, i) => [k, values[i]])) as Omit<
+              Services,
+              'db'
+            >),
+          }),
+          inject: Object.values(BY_NAME),
+        },
+        ServicesShutdown,
+      ],
+      exports: [API_CONFIG, DATABASE, SERVICES, ...Object.values(BY_NAME)],
+    };
+  }
+}
