@@ -416,7 +416,7 @@ describe('writeReport', () => {
 
   it('says which head beats which, with the interval and adjusted p', () => {
     const v = verdictOf(md, 'vgg19');
-    expect(v).toMatch(/gap beats fc by \d+\.\d points \(95% CI \d+\.\d\.\.\d+\.\d, adjusted p = < 0\.001\)/);
+    expect(v).toMatch(/gap beats fc by \d+\.\d points \(95% CI \d+\.\d\.\.\d+\.\d, adjusted p < 0\.001\)/);
     expect(v).toContain('Highest mean test accuracy at the selected epoch: gap');
   });
 

@@ -156,7 +156,7 @@ describe('compareHeads', () => {
     expect(pair.perImage.adjustedP).toBeCloseTo(2 * 0.5 ** 40, 20);
     expect(pair.outcome).toBe('beats');
     expect(pair.sentence).toMatch(
-      /^gap beats fc by 25\.0 points \(95% CI \d+\.\d\.\.\d+\.\d, adjusted p = < 0\.001\)/,
+      /^gap beats fc by 25\.0 points \(95% CI \d+\.\d\.\.\d+\.\d, adjusted p < 0\.001\)/,
     );
     expect(c.verdict).toContain('1 run still training is left out');
     const t = comparisonTables(c);

@@ -76,7 +76,7 @@ describe('report', () => {
       run('f', 'fc', 2, 11),
     ])[0];
     expect(clear.comparison.verdict).toMatch(
-      /gap beats fc by 36\.7 points \(95% CI [\d.]+\.\.[\d.]+, adjusted p = < 0\.001\)/,
+      /gap beats fc by 36\.7 points \(95% CI [\d.]+\.\.[\d.]+, adjusted p < 0\.001\)/,
     );
     expect(reportTables(clear).pairs.rows[0]).toEqual([
       'gap − fc',

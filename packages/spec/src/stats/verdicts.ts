@@ -169,7 +169,8 @@ export function compareHeads(groups: readonly VerdictGroup[], options: CompareOp
   const pairs: PairStats[] = raw.map((r, k) => {
     const perImage = { ...r.perImage, adjustedP: adjusted[k] };
     const d = r.difference;
-    const pText = `adjusted p = ${formatP(perImage.adjustedP)}`;
+    const shownP = formatP(perImage.adjustedP);
+    const pText = `adjusted p ${shownP.startsWith('<') ? shownP : `= ${shownP}`}`;
     if (d.n < 2) {
       return {
         ...r,
