@@ -61,7 +61,7 @@ describe('what identifies a computation', () => {
       /valFraction applies to train:test ratios only/,
     );
     expect(() => validateRunConfig({ ...base, splitSeed: -1 })).toThrow(
-      /splitSeed: -1 is not an integer in \[0, 2147483647\]/,
+      /splitSeed: '-1' must be an integer in \[0, 2\^31\) or 'seed'/,
     );
     expect(() => validateRunConfig({ ...base, splitSeed: 'x' as never })).toThrow(
       /splitSeed: 'x' must be an integer in \[0, 2\^31\) or 'seed'/,

@@ -86,9 +86,12 @@ export const runConfigFields = {
     .optional(),
   /** Seed of the split (default 0: one split for every run); `seed` uses the run's seed (repeated splits). */
   splitSeed: z
-    .union([int(0, RUN_LIMITS.seed), z.literal('seed')], {
-      error: (iss) => `'${String(iss.input)}' must be an integer in [0, 2^31) or 'seed' (repeated splits)`,
-    })
+    .custom<number | 'seed'>(
+      (v) => v === 'seed' || (Number.isInteger(v) && (v as number) >= 0 && (v as number) <= RUN_LIMITS.seed),
+      {
+        error: (iss) => `'${String(iss.input)}' must be an integer in [0, 2^31) or 'seed' (repeated splits)`,
+      },
+    )
     .optional(),
   backbone: oneOf(BACKBONE_NAMES),
   /** MobileNetV2 width multiplier, one of the Keras ImageNet ones. */
