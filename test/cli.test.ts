@@ -72,7 +72,7 @@ describe('headbench compare', () => {
     const unknown = headbench(['compare', '--heads', 'fc,gapp'], tmp);
     expect(unknown.status).toBe(2);
     expect(unknown.stderr).toMatch(
-      /--heads: unknown value 'gapp' \(valid: fc, gap, gmp, avgmax, catavgmax, gem\)/,
+      /--heads: unknown value 'gapp' \(valid: fc, gap, gmp, avgmax, catavgmax, gem, nin\)/,
     );
     const flag = headbench(['compare', '--epoch', '3'], tmp);
     expect(flag.status).toBe(2);
