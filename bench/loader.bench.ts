@@ -4,6 +4,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ImageLoader, openDataset } from '@headbench/core';
+import { readEnv } from '@headbench/spec';
 
 const args = new Map(process.argv.slice(2).map((a, i, all) => [a, all[i + 1]]));
 const perClass = Math.ceil(Number(args.get('--images') ?? 1360) / 17);
@@ -36,6 +37,6 @@ for (const concurrency of [1, 4, 8]) {
   );
 }
 console.log(
-  `cores: ${availableParallelism()}, UV_THREADPOOL_SIZE: ${process.env.UV_THREADPOOL_SIZE ?? 'default (4)'}`,
+  `cores: ${availableParallelism()}, UV_THREADPOOL_SIZE: ${readEnv(process.env).UV_THREADPOOL_SIZE}`,
 );
 console.log('command: npx tsx bench/loader.bench.ts');

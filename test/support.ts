@@ -3,10 +3,11 @@ import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { readEnv } from '@headbench/spec';
 import pg from 'pg';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-export const PG_ADMIN_URL = process.env.HEADBENCH_TEST_PG ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
+export const PG_ADMIN_URL = readEnv(process.env).HEADBENCH_TEST_PG;
 
 /** A new, empty database named `<prefix>_<random>`, and a way to drop it (even with connections open). */
 export async function freshDatabase(prefix = 'headbench_test') {

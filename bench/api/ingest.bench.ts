@@ -23,14 +23,16 @@ import {
   type MetricPoint,
   reportMetricsOverSocket,
 } from '@headbench/client';
+import { readEnv } from '@headbench/spec';
 import pg from 'pg';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const PG = process.env.BENCH_PG_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
-const LEVELS = (process.env.BENCH_CONCURRENCY ?? '1,10,50').split(',').map(Number);
+const env = readEnv(process.env);
+const PG = env.BENCH_PG_URL;
+const SECONDS = env.BENCH_SECONDS;
+const LEVELS = env.BENCH_CONCURRENCY.split(',').map(Number);
 const BATCH = 100;
-const TRANSPORTS = (process.env.BENCH_TRANSPORTS ?? 'socket,trpc').split(',') as ('socket' | 'trpc')[];
+const TRANSPORTS = env.BENCH_TRANSPORTS.split(',') as ('socket' | 'trpc')[];
 
 const pct = (xs: number[], p: number) => {
   if (!xs.length) return Number.NaN;
@@ -47,9 +49,7 @@ async function main() {
   u.pathname = `/${dbName}`;
   const home = await mkdtemp(join(tmpdir(), 'headbench-bench-'));
   // BENCH_CPU_PROF=<dir>: write a CPU profile of the API process there (node --cpu-prof).
-  const prof = process.env.BENCH_CPU_PROF
-    ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`]
-    : [];
+  const prof = env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${env.BENCH_CPU_PROF}`] : [];
   const api = spawn(process.execPath, [...prof, '--import', 'tsx', 'src/main.ts'], {
     cwd: join(root, 'apps/api'),
     env: {

@@ -7,9 +7,10 @@ import { spawnSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { readEnv } from '@headbench/spec';
 import { client, freshDatabase, ROOT, startApi, startTrainer, waitFor } from '../../test/fleet/harness.js';
 
-const RUNS = Number(process.env.RUNS ?? 200);
+const RUNS = readEnv(process.env, console.error).BENCH_RUNS;
 const REAL = {
   dataset: 'generated:flowers3?perClass=24&size=32',
   epochs: 3,

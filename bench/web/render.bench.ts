@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { readEnv } from '@headbench/spec';
 import { build } from 'esbuild';
 import { chromium } from 'playwright-core';
 
@@ -67,7 +68,7 @@ const bundle = await build({
 });
 const css = readFileSync(require.resolve('uplot/dist/uPlot.min.css'), 'utf8');
 const browser = await chromium.launch({
-  executablePath: process.env.HEADBENCH_CHROMIUM ?? '/usr/bin/chromium',
+  executablePath: readEnv(process.env).HEADBENCH_CHROMIUM,
   args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update'],
 });
 try {

@@ -4,8 +4,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHeadbenchClient, type HeadbenchClient } from '@headbench/client';
+import { readEnv } from '@headbench/spec';
 import pg from 'pg';
-
 import { freePort, freshDatabase, PG_ADMIN_URL, ROOT, sleep, waitFor } from '../support.js';
 
 export { freePort, freshDatabase, PG_ADMIN_URL, ROOT, sleep, waitFor };
@@ -23,7 +23,7 @@ export class Proc {
         if (!line.trim() || /is already registered|Warning: @headbench\/engine|trace-warnings/.test(line))
           continue;
         this.out.push(line);
-        if (process.env.HEADBENCH_TEST_VERBOSE) console.log(`[${name}] ${line}`);
+        if (readEnv(process.env).HEADBENCH_TEST_VERBOSE) console.log(`[${name}] ${line}`);
       }
     };
     child.stdout?.on('data', keep);

@@ -108,7 +108,22 @@ describe('dashboard', () => {
     await page.getByLabel('Batch size').fill('8');
     await page.getByLabel('Input size').fill('32');
     await page.getByLabel('Seeds').fill('0, 1');
+    // A frozen backbone without weights measures nothing: the form says so while it is chosen.
+    await page.getByLabel('Trainable').fill('frozen');
+    await page.locator('[data-warning="frozen-without-weights"]').waitFor();
     await page.getByLabel('Trainable').fill('all');
+    await page.locator('[data-warning="frozen-without-weights"]').waitFor({ state: 'detached' });
+    // The form shows the spec it will submit (the same file `headbench compare --spec` runs).
+    await page.getByText('Spec this form submits').click();
+    expect(JSON.parse((await page.locator('[data-spec]').textContent()) ?? '')).toMatchObject({
+      name: 'e2e heads',
+      backbones: ['smallcnn'],
+      heads: ['fc', 'gap'],
+      optimizers: ['adam'],
+      seeds: [0, 1],
+      trainable: 'all',
+      size: 32,
+    });
     await page.getByRole('button', { name: 'Create sweep' }).click();
     const epochsError = page.locator('[data-field="epochs"]');
     await epochsError.waitFor();
@@ -119,6 +134,13 @@ describe('dashboard', () => {
     await page.getByRole('button', { name: 'Create sweep' }).click();
     await page.waitForURL(/\/sweeps\/[0-9a-f-]{36}$/);
     sweepId = page.url().split('/').pop()!;
+    // The sweep's page hands its spec back as a file.
+    const [file] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('button', { name: 'Download spec' }).click(),
+    ]);
+    const downloaded = JSON.parse(await readFile((await file.path())!, 'utf8'));
+    expect(downloaded).toEqual((await admin.sweeps.get.query({ id: sweepId })).spec);
     const runs = await admin.runs.list.query({ sweepId });
     expect(runs).toHaveLength(RUNS);
     expect(new Set(runs.map((r) => r.config.head))).toEqual(new Set(['fc', 'gap']));

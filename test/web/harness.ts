@@ -4,13 +4,13 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { readEnv } from '@headbench/spec';
 import { type Browser, chromium } from 'playwright-core';
-
 import { freePort, freshDatabase, ROOT, waitFor } from '../support.js';
 
 export { freePort, ROOT, waitFor };
 export const WEB = join(ROOT, 'apps', 'web');
-export const CHROMIUM = process.env.HEADBENCH_CHROMIUM ?? '/usr/bin/chromium';
+export const CHROMIUM = readEnv(process.env).HEADBENCH_CHROMIUM;
 export const CHROMIUM_ARGS = [
   '--no-sandbox',
   '--disable-background-networking',

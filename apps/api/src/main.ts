@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import type { AddressInfo } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LIMITS } from '@headbench/spec';
+import { readEnv } from '@headbench/spec';
 import { type DynamicModule, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
@@ -68,7 +68,8 @@ export interface ApiHandle {
 }
 
 export async function createApi(opts: ApiOptions = {}): Promise<ApiHandle> {
-  const home = resolve(opts.home ?? process.env.HEADBENCH_HOME ?? join(process.cwd(), '.headbench'));
+  const env = readEnv(process.env, (m) => console.error(`headbench: ${m}`));
+  const home = resolve(opts.home ?? env.HEADBENCH_HOME ?? join(process.cwd(), '.headbench'));
   const quiet = opts.quiet ?? false;
   const cleanup: (() => Promise<unknown>)[] = [];
   const close = async () => {
@@ -76,26 +77,24 @@ export async function createApi(opts: ApiOptions = {}): Promise<ApiHandle> {
       await fn().catch((e) => console.error('[close]', e?.message ?? e));
   };
   try {
-    let databaseUrl = opts.databaseUrl ?? process.env.DATABASE_URL;
+    let databaseUrl = opts.databaseUrl ?? env.DATABASE_URL;
     if (!databaseUrl) {
-      const embedded = await startEmbeddedPostgres(home, (m) => console.error(m));
+      const embedded = await startEmbeddedPostgres(home, (m) => console.error(m), env.HEADBENCH_PG_PORT);
       cleanup.push(() => embedded.stop());
       databaseUrl = embedded.url;
     }
-    const db = openDatabase(databaseUrl);
+    const db = openDatabase(databaseUrl, env.HEADBENCH_DB_POOL);
     cleanup.push(() => db.close());
     await migrateDeploy(db.pool, MIGRATIONS_DIR);
 
     const config: ApiConfig = {
       home,
       databaseUrl,
-      leaseSeconds: opts.leaseSeconds ?? (Number(process.env.HEADBENCH_LEASE_SECONDS) || 60),
+      leaseSeconds: opts.leaseSeconds ?? env.HEADBENCH_LEASE_SECONDS,
       maxAttempts: opts.maxAttempts ?? 3,
-      liveIntervalMs: opts.liveIntervalMs ?? (Number(process.env.HEADBENCH_LIVE_INTERVAL_MS) || 100),
-      maxArtifactBytes:
-        opts.maxArtifactBytes ?? (Number(process.env.HEADBENCH_MAX_ARTIFACT_BYTES) || LIMITS.artifactBytes),
-      maxDatasetBytes:
-        opts.maxDatasetBytes ?? (Number(process.env.HEADBENCH_MAX_DATASET_BYTES) || LIMITS.datasetBytes),
+      liveIntervalMs: opts.liveIntervalMs ?? env.HEADBENCH_LIVE_INTERVAL_MS,
+      maxArtifactBytes: opts.maxArtifactBytes ?? env.HEADBENCH_MAX_ARTIFACT_BYTES,
+      maxDatasetBytes: opts.maxDatasetBytes ?? env.HEADBENCH_MAX_DATASET_BYTES,
       reaperGraceSeconds: opts.reaperGraceSeconds,
     };
     // Nest's body parser stays off: tRPC parses its own (with its own limit) and uploads stream.
@@ -123,8 +122,8 @@ export async function createApi(opts: ApiOptions = {}): Promise<ApiHandle> {
         },
       }),
     );
-    const port = opts.port ?? (process.env.PORT !== undefined ? Number(process.env.PORT) : 4000);
-    const host = opts.host ?? process.env.HOST ?? '127.0.0.1';
+    const port = opts.port ?? env.PORT ?? 4000;
+    const host = opts.host ?? env.HOST;
     await app.listen(port, host);
     const addr = app.getHttpServer().address() as AddressInfo;
     const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${addr.port}`;

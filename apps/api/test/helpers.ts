@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { readEnv } from '@headbench/spec';
 import { createTRPCClient, httpLink } from '@trpc/client';
 import pg from 'pg';
 import type { AppRouter } from '../src/trpc/router.js';
@@ -10,7 +11,7 @@ export const apiClient = (url: string, token: string) =>
   });
 
 /** The CI/dev Postgres (trust auth). Each test file gets its own database, dropped afterwards. */
-export const PG_ADMIN_URL = process.env.HEADBENCH_TEST_PG ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
+export const PG_ADMIN_URL = readEnv(process.env).HEADBENCH_TEST_PG;
 
 export async function freshDatabase(): Promise<{ url: string; name: string; drop(): Promise<void> }> {
   const name = `headbench_test_${randomBytes(6).toString('hex')}`;

@@ -9,6 +9,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ApiHandle, createApi } from '@headbench/api';
 import { createHeadbenchClient, type HeadbenchClient } from '@headbench/client';
+import { readEnv } from '@headbench/spec';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const TRAINER_BIN = join(ROOT, 'apps', 'trainer', 'bin', 'headbench-trainer.js');
@@ -57,13 +58,14 @@ export const DEFAULT_SWEEPS = {
 };
 
 const say = (m: string) => console.log(`headbench: ${m}`);
+const env = readEnv(process.env, say);
 
 async function startApi(home: string): Promise<ApiHandle> {
-  const port = process.env.PORT !== undefined ? Number(process.env.PORT) : 4000;
+  const port = env.PORT ?? 4000;
   try {
     return await createApi({ home, port });
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE' || process.env.PORT !== undefined) throw e;
+    if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE' || env.PORT !== undefined) throw e;
     say(`port ${port} is taken; using a free port`);
     return createApi({ home, port: 0 });
   }
@@ -174,7 +176,7 @@ function startWeb(apiUrl: string): ChildProcess | null {
   try {
     pkg = JSON.parse(readFileSync(join(webDir, 'package.json'), 'utf8'));
   } catch {}
-  if (process.env.HEADBENCH_NO_WEB === '1') {
+  if (env.HEADBENCH_NO_WEB) {
     say('dashboard skipped (HEADBENCH_NO_WEB=1)');
     return null;
   }
@@ -184,11 +186,11 @@ function startWeb(apiUrl: string): ChildProcess | null {
   }
   const built = existsSync(join(webDir, '.next', 'BUILD_ID'));
   const script = built && pkg.scripts.start ? 'start' : pkg.scripts.dev ? 'dev' : 'start';
-  const port = process.env.WEB_PORT ?? '3000';
+  const port = String(env.WEB_PORT);
   say(`dashboard: http://127.0.0.1:${port} (next ${script})`);
   return spawn('npm', ['run', script, '-w', '@headbench/web'], {
     cwd: ROOT,
-    env: { ...process.env, PORT: port, HEADBENCH_API_URL: apiUrl },
+    env: { ...process.env, PORT: port, HEADBENCH_API: apiUrl },
     stdio: ['ignore', 'inherit', 'inherit'],
     detached: true, // its own group: we stop it (and next's children) ourselves
   });
@@ -212,11 +214,9 @@ async function stopChild(child: ChildProcess | null, signal: NodeJS.Signals, ms:
 
 export async function launch(_argv: string[]): Promise<number> {
   const started = performance.now();
-  const home = resolve(
-    process.env.HEADBENCH_HOME ?? join(process.env.INIT_CWD ?? process.cwd(), '.headbench'),
-  );
+  const home = resolve(env.HEADBENCH_HOME ?? join(env.INIT_CWD ?? process.cwd(), '.headbench'));
   await mkdir(home, { recursive: true });
-  say(`state in ${home}${process.env.DATABASE_URL ? ' (database: DATABASE_URL)' : ' (embedded Postgres)'}`);
+  say(`state in ${home}${env.DATABASE_URL ? ' (database: DATABASE_URL)' : ' (embedded Postgres)'}`);
   const api = await startApi(home);
   let stopping = false;
   let web: ChildProcess | null = null;
@@ -251,7 +251,7 @@ headbench is running
   Ctrl-C stops everything; the next npm start continues where this one stopped.
 `);
     if (!stopping) web = startWeb(api.url);
-    const slots = Number(process.env.HEADBENCH_TRAINER_SLOTS) || availableParallelism();
+    const slots = env.HEADBENCH_TRAINER_SLOTS ?? availableParallelism();
     if (!stopping) {
       trainer = spawn(
         process.execPath,
@@ -280,7 +280,7 @@ headbench is running
       say(`local trainer: ${slots} slot(s)`);
     }
     if (!stopping) await defaultSweeps(admin, () => stopping);
-    const webUrl = web ? `http://127.0.0.1:${process.env.WEB_PORT ?? '3000'}` : null;
+    const webUrl = web ? `http://127.0.0.1:${env.WEB_PORT}` : null;
     if (!stopping) void reportWhenDone(admin, () => stopping, started, webUrl).catch(() => {});
   } catch (e) {
     if (!stopping) {

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
+import { readEnv } from '@headbench/spec';
 import * as tf from '@tensorflow/tfjs-core';
 import { configureConvPool, tfjsHeapOf } from './kernels/conv_pool.js';
 import { registerTrainingKernels } from './kernels/index.js';
@@ -194,9 +195,7 @@ let wasmInitialised = false;
  * binary), else every core. tfjs alone would use at most cores/2, and in Node none at all.
  */
 export function wasmThreadsWanted(): number {
-  const env = Number(process.env.HEADBENCH_WASM_THREADS);
-  if (Number.isInteger(env) && env >= 1) return env;
-  return os.availableParallelism();
+  return readEnv(process.env).HEADBENCH_WASM_THREADS ?? os.availableParallelism();
 }
 
 async function initWasm(requested: BackendPreference): Promise<BackendInfo> {

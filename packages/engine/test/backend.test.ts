@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
+import { readEnv } from '@headbench/spec';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { ADDED_KERNELS, currentBackendInfo, initBackend, REPLACED_KERNELS } from '../src/index.js';
@@ -34,7 +35,7 @@ describe('initBackend', () => {
     });
     expect(info.threads).toBeGreaterThanOrEqual(1);
     // Every core by default (the threaded-SIMD binary, started from real worker files), else the override.
-    const wanted = Number(process.env.HEADBENCH_WASM_THREADS) || os.availableParallelism();
+    const wanted = readEnv(process.env).HEADBENCH_WASM_THREADS ?? os.availableParallelism();
     expect(info.threads).toBe(wanted);
     expect(tf.getBackend()).toBe('wasm');
     for (const k of [...ADDED_KERNELS, ...REPLACED_KERNELS]) expect(tf.getKernel(k, 'wasm'), k).toBeDefined();

@@ -7,6 +7,7 @@ export * from './backbones.ts';
 export * from './cam.ts';
 export * from './canonical.ts';
 export * from './csv.ts';
+export * from './env.ts';
 export { formatIssues, MAX_LISTED_ISSUES } from './fields.ts';
 export * from './names.ts';
 export * from './palette.ts';

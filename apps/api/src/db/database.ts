@@ -18,8 +18,9 @@ export interface Database {
   close(): Promise<void>;
 }
 
-export function openDatabase(url: string): Database {
-  const pool = new pg.Pool({ connectionString: url, max: Number(process.env.HEADBENCH_DB_POOL) || 20 });
+/** `poolSize`: connections of the main pool (env HEADBENCH_DB_POOL). */
+export function openDatabase(url: string, poolSize = 20): Database {
+  const pool = new pg.Pool({ connectionString: url, max: poolSize });
   pool.on('error', () => {}); // idle-client errors (server restart) surface on the next query instead
   const ingestPool = new pg.Pool({ connectionString: url, max: 10, options: '-c synchronous_commit=off' });
   ingestPool.on('error', () => {});

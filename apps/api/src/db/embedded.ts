@@ -108,7 +108,12 @@ export interface EmbeddedDb {
 }
 
 /** Starts (initialising on first use) a Postgres cluster kept under `<home>/pg`. */
-export async function startEmbeddedPostgres(home: string, log: (m: string) => void): Promise<EmbeddedDb> {
+/** `port`: the server's port (env HEADBENCH_PG_PORT); default a free one. */
+export async function startEmbeddedPostgres(
+  home: string,
+  log: (m: string) => void,
+  port?: number,
+): Promise<EmbeddedDb> {
   await hydrateEmbeddedPostgres();
   await mkdir(home, { recursive: true });
   // As root, postgres runs as the `postgres` user, which must traverse the state dir.
@@ -125,7 +130,7 @@ export async function startEmbeddedPostgres(home: string, log: (m: string) => vo
     await writeFile(pwFile, password, { mode: 0o600 });
     fresh = true;
   }
-  const port = Number(process.env.HEADBENCH_PG_PORT) || (await freePort());
+  port ??= await freePort();
   const epg = new EmbeddedPostgres({
     databaseDir: dataDir,
     user: 'postgres',

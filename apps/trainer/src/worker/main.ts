@@ -2,6 +2,7 @@
 import { availableParallelism, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { readEnv } from '@headbench/spec';
 import { childMain } from './child.js';
 import { Trainer } from './trainer.js';
 
@@ -49,8 +50,9 @@ export async function trainerMain(argv: string[]): Promise<number> {
     console.log(TRAINER_HELP);
     return 0;
   }
-  const api = values.api ?? process.env.HEADBENCH_API;
-  const token = values.token ?? process.env.HEADBENCH_TOKEN;
+  const env = readEnv(process.env, (m) => console.error(`headbench-trainer: ${m}`));
+  const api = values.api ?? env.HEADBENCH_API;
+  const token = values.token ?? env.HEADBENCH_TOKEN;
   if (!api || !token) {
     console.error(`headbench-trainer: --api and --token are required\n\n${TRAINER_HELP}`);
     return 2;
@@ -66,18 +68,18 @@ export async function trainerMain(argv: string[]): Promise<number> {
     return 2;
   }
   const name = values.name ?? hostname();
-  const home = resolve(values.home ?? process.env.HEADBENCH_HOME ?? '.headbench');
+  const home = resolve(values.home ?? env.HEADBENCH_HOME ?? '.headbench');
   const trainer = new Trainer({
     api,
     token,
-    readToken: values['read-token'] ?? process.env.HEADBENCH_READ_TOKEN,
+    readToken: values['read-token'] ?? env.HEADBENCH_READ_TOKEN,
     name,
     slots,
     backend,
     home,
     workDir: resolve(values['work-dir'] ?? join(home, 'trainer', name.replace(/[^\w.-]+/g, '_'))),
     pollMs: values.poll ? Number(values.poll) : undefined,
-    noop: process.env.HEADBENCH_TRAINER_NOOP === '1',
+    noop: env.HEADBENCH_TRAINER_NOOP,
   });
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals) => {

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
 import { Worker } from 'node:worker_threads';
+import { readEnv } from '@headbench/spec';
 import { backend_util } from '@tensorflow/tfjs-core';
 import type { PadAttr } from './util.js';
 import type { DepthwiseGeometry as WindowGeometry } from './wasm_kernels.js';
@@ -166,7 +167,7 @@ export class ConvPool {
     this.heap = options.heap && (options.heap.shared || threads === 1) ? options.heap : null;
     this.inPlace = this.heap !== null;
     const shared = this.heap?.shared ?? true;
-    const { module, fma } = loadModule(options.fma ?? process.env.HEADBENCH_WASM_FMA !== '0', shared);
+    const { module, fma } = loadModule(options.fma ?? readEnv(process.env).HEADBENCH_WASM_FMA, shared);
     this.fma = fma;
     this.memory = this.heap?.memory ?? new WA.Memory({ initial: 256, maximum: 65536, shared: true });
     this.main = new WA.Instance(module, { env: { memory: this.memory } }).exports as PoolExports;

@@ -9,7 +9,8 @@ export default async function Trainers() {
       <h1>Trainers</h1>
       {trainers.length === 0 ? (
         <p className="muted">
-          No trainer has registered yet. Start one with a trainer token: <code>headbench worker</code>.
+          No trainer has registered yet. Start one with a trainer token (<code>tokens.create</code>, role
+          trainer): <code>HEADBENCH_TOKEN=… npx headbench-trainer --api {'<this API>'}</code>.
         </p>
       ) : (
         <div className="table-wrap">

@@ -160,7 +160,19 @@ export function SweepView(props: {
         </span>{' '}
         · {runs.length} runs · {done} done · {counts.running ?? 0} running · {counts.queued ?? 0} queued ·{' '}
         {counts.failed ?? 0} failed{' '}
-        <progress max={runs.length || 1} value={done} aria-label={`${done} of ${runs.length} runs done`} />
+        <progress max={runs.length || 1} value={done} aria-label={`${done} of ${runs.length} runs done`} />{' '}
+        <button
+          type="button"
+          onClick={() =>
+            download(
+              `${sweep.name}.sweep.json`,
+              `${JSON.stringify(sweep.spec, null, 2)}\n`,
+              'application/json',
+            )
+          }
+        >
+          Download spec
+        </button>
       </p>
       <div className="tabs" role="tablist">
         <button type="button" role="tab" aria-selected={tab === 'charts'} onClick={() => setTab('charts')}>

@@ -1,8 +1,8 @@
 'use client';
 import { TRPCClientError } from '@trpc/client';
 import { useRouter } from 'next/navigation';
-import { type FormEvent, useState } from 'react';
-import { browserApi } from '../../../../lib/browser';
+import { type FormEvent, useCallback, useEffect, useRef, useState } from 'react';
+import { browserApi, download } from '../../../../lib/browser';
 
 const list = (s: string) =>
   s
@@ -10,6 +10,30 @@ const list = (s: string) =>
     .map((x) => x.trim())
     .filter(Boolean);
 const num = (s: string) => (s.trim() === '' ? undefined : Number(s));
+
+/** The sweep spec (as @headbench/spec's SweepSpec takes it) that the form's fields describe. */
+function specOf(form: HTMLFormElement): Record<string, unknown> {
+  const f = new FormData(form);
+  const s = (k: string) => String(f.get(k) ?? '');
+  const trainableRaw = s('trainable');
+  const spec: Record<string, unknown> = {
+    name: s('name'),
+    datasets: list(s('datasets')),
+    backbones: f.getAll('backbones').map(String),
+    weights: list(s('weights')),
+    heads: f.getAll('heads').map(String),
+    optimizers: f.getAll('optimizers').map(String),
+    lr: num(s('lr')),
+    epochs: num(s('epochs')),
+    batchSize: num(s('batchSize')),
+    size: num(s('size')),
+    seeds: list(s('seeds')).map(Number),
+    trainable: /^\d+$/.test(trainableRaw) ? Number(trainableRaw) : trainableRaw,
+  };
+  if (s('momentum')) spec.momentum = num(s('momentum'));
+  if (s('decay')) spec.decay = num(s('decay'));
+  return spec;
+}
 
 function Checks({ name, options, defaults }: { name: string; options: string[]; defaults: string[] }) {
   return (
@@ -34,6 +58,19 @@ export function NewSweepForm(props: {
   const [errors, setErrors] = useState<Record<string, string[]>>({});
   const [general, setGeneral] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  const [specText, setSpecText] = useState('');
+  const [frozenWithoutWeights, setFrozenWithoutWeights] = useState(false);
+  const formRef = useRef<HTMLFormElement>(null);
+  // The spec view and the warning follow the fields: once with the defaults, then on every change.
+  const refresh = useCallback((form: HTMLFormElement) => {
+    const spec = specOf(form);
+    setSpecText(JSON.stringify(spec, null, 2));
+    const weights = (spec.weights as string[] | undefined) ?? [];
+    setFrozenWithoutWeights(spec.trainable === 'frozen' && weights.every((w) => w === 'none'));
+  }, []);
+  useEffect(() => {
+    if (formRef.current) refresh(formRef.current);
+  }, [refresh]);
   const err = (field: string) =>
     errors[field]?.length ? (
       <div className="field-error" role="alert" data-field={field}>
@@ -43,25 +80,7 @@ export function NewSweepForm(props: {
 
   async function submit(e: FormEvent<HTMLFormElement>) {
     e.preventDefault();
-    const f = new FormData(e.currentTarget);
-    const s = (k: string) => String(f.get(k) ?? '');
-    const trainableRaw = s('trainable');
-    const spec: Record<string, unknown> = {
-      name: s('name'),
-      datasets: list(s('datasets')),
-      backbones: f.getAll('backbones').map(String),
-      weights: list(s('weights')),
-      heads: f.getAll('heads').map(String),
-      optimizers: f.getAll('optimizers').map(String),
-      lr: num(s('lr')),
-      epochs: num(s('epochs')),
-      batchSize: num(s('batchSize')),
-      size: num(s('size')),
-      seeds: list(s('seeds')).map(Number),
-      trainable: /^\d+$/.test(trainableRaw) ? Number(trainableRaw) : trainableRaw,
-    };
-    if (s('momentum')) spec.momentum = num(s('momentum'));
-    if (s('decay')) spec.decay = num(s('decay'));
+    const spec = specOf(e.currentTarget);
     setBusy(true);
     setErrors({});
     setGeneral(null);
@@ -88,7 +107,14 @@ export function NewSweepForm(props: {
   }
 
   return (
-    <form className="stack" onSubmit={submit} noValidate aria-label="New sweep">
+    <form
+      ref={formRef}
+      className="stack"
+      onSubmit={submit}
+      onChange={(e) => refresh(e.currentTarget)}
+      noValidate
+      aria-label="New sweep"
+    >
       {general && (
         <div className="banner err" role="alert">
           {general}
@@ -104,7 +130,7 @@ export function NewSweepForm(props: {
           type="text"
           name="datasets"
           list="known-datasets"
-          defaultValue="generated:flowers17"
+          defaultValue="generated:flowers17?size=64&perClass=32"
           aria-label="Datasets"
           size={50}
         />
@@ -119,7 +145,7 @@ export function NewSweepForm(props: {
       {err('datasets')}
       <fieldset>
         <legend>Backbones</legend>
-        <Checks name="backbones" options={props.backbones} defaults={['vgg16']} />
+        <Checks name="backbones" options={props.backbones} defaults={['smallcnn']} />
         {err('backbones')}
       </fieldset>
       <label>
@@ -133,12 +159,12 @@ export function NewSweepForm(props: {
       </fieldset>
       <fieldset>
         <legend>Optimizer</legend>
-        <Checks name="optimizers" options={props.optimizers} defaults={['rmsprop']} />
+        <Checks name="optimizers" options={props.optimizers} defaults={['adam']} />
         {err('optimizers')}
         <div className="controls">
           <label>
             Learning rate{' '}
-            <input type="number" name="lr" step="any" defaultValue="0.0001" aria-label="Learning rate" />
+            <input type="number" name="lr" step="any" defaultValue="0.001" aria-label="Learning rate" />
           </label>
           <label>
             Decay <input type="number" name="decay" step="any" defaultValue="0" aria-label="Decay" />
@@ -159,7 +185,7 @@ export function NewSweepForm(props: {
           Batch <input type="number" name="batchSize" defaultValue="32" aria-label="Batch size" />
         </label>
         <label>
-          Size <input type="number" name="size" defaultValue="224" aria-label="Input size" />
+          Size <input type="number" name="size" defaultValue="32" aria-label="Input size" />
         </label>
       </div>
       {err('epochs')}
@@ -171,9 +197,33 @@ export function NewSweepForm(props: {
       {err('seeds')}
       <label>
         Trainable (frozen, all, or last N blocks){' '}
-        <input type="text" name="trainable" defaultValue="frozen" aria-label="Trainable" />
+        <input type="text" name="trainable" defaultValue="all" aria-label="Trainable" />
       </label>
       {err('trainable')}
+      {frozenWithoutWeights && (
+        <div className="banner warn" role="status" data-warning="frozen-without-weights">
+          The backbone is frozen and has no weights (weights: none): its features are random, so the heads
+          compare nothing the reference experiment measured. Give weights (a tfjs model,
+          npm:&lt;package&gt;/&lt;model&gt; or run:&lt;id&gt;) or train the backbone (trainable all or a
+          number of blocks).
+        </div>
+      )}
+      <details>
+        <summary>Spec this form submits</summary>
+        <pre data-spec>{specText}</pre>
+        <div className="controls">
+          <button type="button" onClick={() => void navigator.clipboard?.writeText(specText)}>
+            Copy
+          </button>
+          <button type="button" onClick={() => download('sweep.json', specText, 'application/json')}>
+            Download sweep.json
+          </button>
+          <span className="muted">
+            Run it here with <code>headbench compare --spec sweep.json</code>, or send it with{' '}
+            <code>headbench submit sweep.json --api …</code>.
+          </span>
+        </div>
+      </details>
       <div>
         <button type="submit" className="primary" disabled={busy}>
           {busy ? 'Creating…' : 'Create sweep'}
