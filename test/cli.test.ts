@@ -71,7 +71,7 @@ describe('headbench compare', () => {
   it('rejects bad flags and unknown names, naming the flag and the valid values', () => {
     const unknown = headbench(['compare', '--heads', 'fc,gapp'], tmp);
     expect(unknown.status).toBe(2);
-    expect(unknown.stderr).toMatch(/--heads: 'gapp' is not one of fc, gap, gmp, avgmax, catavgmax, gem/);
+    expect(unknown.stderr).toMatch(/--heads: 'gapp' is not one of fc, gap, gmp, avgmax, catavgmax, gem, nin/);
     const flag = headbench(['compare', '--epoch', '3'], tmp);
     expect(flag.status).toBe(2);
     expect(flag.stderr).toMatch(/--epoch.*valid flags: .*--epochs/);

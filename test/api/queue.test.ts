@@ -90,7 +90,7 @@ describe('queue, trainer protocol and live updates', () => {
       leaseId: a.leaseId,
       backend: 'cpu',
       params: { trainable: 10, frozen: 5, total: 15, backbone: 5, head: 10 },
-      summary: { test_accuracy: 0.61, best_epoch: 3 },
+      summary: { test_accuracy: 0.61, selected_epoch: 3 },
       timings: { seconds: 12 },
     });
 

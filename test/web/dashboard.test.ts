@@ -4,6 +4,7 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHeadbenchClient, type HeadbenchClient } from '@headbench/client';
+import { type RunConfig, type RunResult, type RunSummary, writeReport } from '@headbench/core';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BROWSER_REQUIRED, chromiumFound, MISSING_CHROMIUM } from '../browser.js';
@@ -104,7 +105,7 @@ describe.skipIf(!chromiumFound())('dashboard', () => {
     await page.getByRole('checkbox', { name: 'vgg16' }).uncheck();
     await page.getByRole('checkbox', { name: 'smallcnn' }).check();
     await page.getByRole('checkbox', { name: 'gmp' }).uncheck();
-    await page.getByRole('checkbox', { name: 'rmsprop' }).uncheck();
+    await page.getByRole('checkbox', { name: 'rmsprop', exact: true }).uncheck();
     await page.getByRole('checkbox', { name: 'adam' }).check();
     await page.getByLabel('Learning rate').fill('0.001');
     await page.getByLabel('Epochs').fill('0');
@@ -266,60 +267,79 @@ describe.skipIf(!chromiumFound())('dashboard', () => {
     await page.screenshot({ path: join(SHOTS, 'sweep-view.png'), fullPage: true });
   });
 
-  it('report tab: table and verdict match the stored metrics', async () => {
+  it('report tab: the same tables and verdict as report.md for the same runs', async () => {
     await page.getByRole('tab', { name: 'Report' }).click();
-    const table = page.locator('table[aria-label="Report table smallcnn"]');
-    await table.waitFor();
-    const rows = await table
-      .locator('tbody tr')
-      .evaluateAll((trs) =>
-        trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent?.trim() ?? '')),
-      );
-    // Expected values straight from the API (independent of the dashboard's code): a finished run's best
-    // val accuracy and its epoch come from the worker's summary, which must agree with the stored series.
+    const cells = (label: string) =>
+      page
+        .locator(`table[aria-label="${label}"] tbody tr`)
+        .evaluateAll((trs) =>
+          trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent?.trim() ?? '')),
+        );
+    await page.locator('table[aria-label="Heads smallcnn"]').waitFor();
+    const heads = await cells('Heads smallcnn');
+    const pairs = await cells('Pairs smallcnn');
+    const verdict = (await page.getByTestId('verdict').textContent())?.trim();
+
+    // The same runs through the command line's report writer (core), from what the API stored.
     const runs = await admin.runs.list.query({ sweepId });
-    const by = new Map<string, { best: number[]; epoch: number[]; gap: number[]; params: string }>();
+    const results: RunResult[] = [];
+    const tests = new Map<string, number[]>();
     for (const r of runs) {
       const full = await admin.runs.get.query({ id: r.id });
-      const s = full.summary as { best_val_accuracy: number; best_epoch: number; final_gap: number };
+      const summary = full.summary as unknown as RunSummary;
       const pts = (await admin.runs.metrics.query({ runId: r.id, names: ['val_accuracy'] })).val_accuracy;
-      expect(pts.map((p) => p.epoch)).toEqual([1, 2, 3]);
+      // Validation chose the epoch: the summary's selected epoch holds the logged maximum.
       const max = Math.max(...pts.map((p) => p.value));
-      expect(s.best_val_accuracy).toBeCloseTo(max, 6);
-      expect(pts.find((p) => p.epoch === s.best_epoch)!.value).toBeCloseTo(max, 6);
+      expect(pts.find((p) => p.epoch === summary.selected_epoch)!.value).toBeCloseTo(max, 6);
+      expect(summary.val_accuracy).toBeCloseTo(max, 6);
       const head = String(r.config.head);
-      const g = by.get(head) ?? { best: [], epoch: [], gap: [], params: '' };
-      g.best.push(s.best_val_accuracy);
-      g.epoch.push(s.best_epoch);
-      g.gap.push(s.final_gap);
-      g.params ||= `${count(full.params!.head)} / ${count(full.params!.total)}`;
-      by.set(head, g);
+      tests.set(head, [...(tests.get(head) ?? []), summary.test_accuracy]);
+      results.push({
+        id: r.id,
+        config: full.config as unknown as RunConfig,
+        backend: full.backend ?? 'wasm',
+        dataset: { name: 'flowers3', uri: DATASET, contentHash: '', classes: [], train: 0, test: 0 },
+        params: full.params as unknown as RunResult['params'],
+        epochs: [],
+        summary,
+        status: 'succeeded',
+        timings: { started: new Date(0).toISOString(), seconds: 0 },
+      });
     }
-    const meanSd = (xs: number[]) => {
-      const m = xs.reduce((a, b) => a + b, 0) / xs.length;
-      const sd = Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / (xs.length - 1));
-      return { m, sd };
-    };
-    const pct = (xs: number[]) => {
-      const { m, sd } = meanSd(xs);
-      return `${(100 * m).toFixed(1)} ± ${(100 * sd).toFixed(1)}`;
-    };
-    expect(rows.map((r) => r[0]).sort()).toEqual(['fc', 'gap']);
-    for (const [head, g] of by) {
-      const row = rows.find((r) => r[0] === head)!;
-      expect(row[1]).toBe(g.params);
-      expect(row[2]).toBe(pct(g.best));
-      const e = meanSd(g.epoch);
-      expect(row[3]).toBe(`${e.m.toFixed(1)} ± ${e.sd.toFixed(1)}`);
-      expect(row[4]).toBe(pct(g.gap));
+    const out = join(ROOT, 'test-results', 'web', 'report');
+    await writeReport(results, out);
+    const md = await readFile(join(out, 'report.md'), 'utf8');
+    const mdRows = (heading: string) =>
+      md
+        .split(`### ${heading}\n\n`)[1]
+        .split('\n\n')
+        .find((block) => block.startsWith('|'))!
+        .split('\n')
+        .slice(2)
+        .map((l) =>
+          l
+            .slice(2, -2)
+            .split(' | ')
+            .map((c) => c.replace(/\\\|/g, '|')),
+        );
+    const byHead = (rows: string[][]) => [...rows].sort((x, y) => x[0].localeCompare(y[0]));
+    expect(byHead(heads)).toEqual(byHead(mdRows('Test accuracy at the validation-selected epoch')));
+    expect(pairs).toEqual(mdRows('Pairs of heads'));
+    expect(`**Verdict:** ${verdict}`).toBe(md.split('\n').find((l) => l.startsWith('**Verdict:**')));
+
+    // And the head table against an independent computation: mean and 95% t-interval over 2 seeds,
+    // t(0.975, 1) = 12.7062 from a printed table.
+    expect(heads.map((r) => r[0]).sort()).toEqual(['fc', 'gap']);
+    for (const [head, xs] of tests) {
+      const m = (xs[0] + xs[1]) / 2;
+      const half = (12.7062 * Math.abs(xs[0] - xs[1])) / Math.SQRT2 / Math.SQRT2;
+      const row = heads.find((r) => r[0] === head)!;
+      expect(row[1]).toBe('2');
+      expect(row[2]).toBe((100 * m).toFixed(1));
+      expect(row[3]).toBe(`${(100 * (m - half)).toFixed(1)}..${(100 * (m + half)).toFixed(1)}`);
     }
-    const ranked = [...by].map(([h, g]) => ({ h, ...meanSd(g.best) })).sort((a, b) => b.m - a.m);
-    const verdict = await page.getByTestId('verdict').textContent();
-    expect(verdict).toContain(`smallcnn: ${ranked[0].h} is best`);
-    const clear = ranked[0].m - ranked[1].m > Math.max(ranked[0].sd, ranked[1].sd);
-    expect(verdict).toContain(
-      clear ? 'a lead larger than the seed-to-seed spread' : 'within the seed-to-seed spread',
-    );
+    expect(pairs).toHaveLength(1);
+    expect(verdict).toContain('Highest mean test accuracy at the selected epoch:');
     await page.locator('[data-chart="smallcnn: validation loss"][data-ready="1"]').waitFor();
     await page.screenshot({ path: join(SHOTS, 'report.png'), fullPage: true });
   });

@@ -131,7 +131,8 @@ function compareSummary(plan: ComparePlan, results: RunResult[]) {
       backbone: r.config.backbone,
       head: r.config.head,
       seed: r.config.seed,
-      bestValAccuracy: r.summary?.best_val_accuracy ?? null,
+      selectedEpoch: r.summary?.selected_epoch ?? null,
+      valAccuracy: r.summary?.val_accuracy ?? null,
       testAccuracy: r.summary?.test_accuracy ?? null,
       error: r.error ?? null,
     })),
@@ -170,7 +171,7 @@ async function datasetMain(args: string[]): Promise<number> {
   }
   console.log(`dataset ${ds.name} (${ds.uri})`);
   console.log(
-    `  ${ds.size} images, ${ds.classes.length} classes, train ${split.train.length} / test ${split.test.length}`,
+    `  ${ds.size} images, ${ds.classes.length} classes, train ${split.train.length} / val ${split.val.length} / test ${split.test.length} (default split)`,
   );
   console.log(`  content hash ${ds.contentHash}`);
   for (const [i, c] of ds.classes.entries())

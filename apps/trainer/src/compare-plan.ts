@@ -39,8 +39,19 @@ const EXPERIMENT_FLAGS = {
   split: {
     type: 'string',
     default: '7:1',
-    help: 'train:test ratio when the dataset has no train/ and test/ folders',
+    help: 'train:val:test (6:1:1) or train:test (7:1) with validation carved from train by --val-fraction; datasets with train/ and test/ folders keep theirs',
     field: 'split',
+  },
+  'val-fraction': {
+    type: 'string',
+    help: 'share of the training part held out for validation with a train:test split (default 0.125)',
+    field: 'valFraction',
+  },
+  'split-seed': {
+    type: 'string',
+    default: 'seed',
+    help: "seed of the split: an integer (one split for every run) or 'seed' (repeated splits: each seed its own)",
+    field: 'splitSeed',
   },
   backbone: {
     type: 'string',

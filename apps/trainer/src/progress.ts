@@ -63,8 +63,9 @@ export class Progress {
     this.active.delete(r.id);
     const s = r.summary!;
     this.note(
-      `  ${r.id} done: best val acc ${(s.best_val_accuracy * 100).toFixed(1)} % at epoch ${s.best_epoch}, ` +
-        `final gap ${(s.final_gap * 100).toFixed(1)} %, ${r.timings.seconds.toFixed(0)} s on ${r.backend}`,
+      `  ${r.id} done: test acc ${(s.test_accuracy * 100).toFixed(1)} % at selected epoch ${s.selected_epoch} ` +
+        `(val ${(s.val_accuracy * 100).toFixed(1)} %), train−test gap ${(s.gap * 100).toFixed(1)} points, ` +
+        `${r.timings.seconds.toFixed(0)} s on ${r.backend}`,
     );
   }
 

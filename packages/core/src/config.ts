@@ -14,5 +14,6 @@ export {
   POOLING_NAMES,
   type PoolingName,
   type RunConfig,
+  resolvedSplitSeed,
   type Trainable,
 } from '@headbench/spec';

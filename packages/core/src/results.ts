@@ -3,7 +3,9 @@ export type {
   BatchMetrics,
   EpochMetrics,
   ParamCounts,
+  Provenance,
   RunResult,
   RunSummary,
   ShiftResult,
+  SplitRecord,
 } from '@headbench/spec';

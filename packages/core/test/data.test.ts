@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  cropShifted,
   deprocess,
   encodeIdx,
   generateFlowers,
@@ -15,7 +16,10 @@ import {
   parseIdx,
   preprocessInPlace,
   Rng,
+  shiftCanvas,
+  shiftViews,
   splitDataset,
+  splitHash,
   warpImage,
   writeIdx,
 } from '../src/index.js';
@@ -137,25 +141,89 @@ describe('class-folder directory loader', () => {
     }
     const ds = await openDirectoryDataset(root);
     const split = splitDataset(ds);
-    expect(split.train.length).toBe(6);
+    // Validation is carved from train/ (one image per class here), test/ stays as it is.
+    expect(split.train.length).toBe(4);
+    expect(split.val.length).toBe(2);
     expect(split.test.length).toBe(2);
     expect(split.test.every((i) => ds.sources[i].includes('/test/'))).toBe(true);
+    expect(split.val.every((i) => ds.sources[i].includes('/train/'))).toBe(true);
   });
 });
 
 describe('stratified split', () => {
-  it('puts 70 of every 80 images in train and 10 in test (7:1), deterministically per seed', async () => {
-    const labels = Int32Array.from({ length: 17 * 80 }, (_, i) => Math.floor(i / 80));
-    const ds = { classes: Array.from({ length: 17 }, (_, i) => `c${i}`), labels } as never;
+  const labels = Int32Array.from({ length: 17 * 80 }, (_, i) => Math.floor(i / 80));
+  const ds = { classes: Array.from({ length: 17 }, (_, i) => `c${i}`), labels } as never;
+
+  it('7:1 keeps 10 of every 80 images for test and carves 1/8 of the other 70 for validation, per class', () => {
     const a = splitDataset(ds, { seed: 1 });
-    expect(a.train.length).toBe(17 * 70);
-    expect(a.test.length).toBe(17 * 10);
-    for (let c = 0; c < 17; c++) expect(a.test.filter((i) => labels[i] === c).length).toBe(10);
-    expect(new Set([...a.train, ...a.test]).size).toBe(17 * 80);
+    // Per class: test round(80/8) = 10; validation round(70/8) = 9 (8.75); train 61.
+    for (let c = 0; c < 17; c++) {
+      expect(a.test.filter((i) => labels[i] === c).length).toBe(10);
+      expect(a.val.filter((i) => labels[i] === c).length).toBe(9);
+      expect(a.train.filter((i) => labels[i] === c).length).toBe(61);
+    }
+    expect(new Set([...a.train, ...a.val, ...a.test]).size).toBe(17 * 80);
     expect(splitDataset(ds, { seed: 1 })).toEqual(a);
-    expect(splitDataset(ds, { seed: 2 }).test).not.toEqual(a.test);
+    expect(splitHash(splitDataset(ds, { seed: 1 }))).toBe(splitHash(a));
+    const b = splitDataset(ds, { seed: 2 });
+    expect(b.test).not.toEqual(a.test);
+    expect(splitHash(b)).not.toBe(splitHash(a));
     expect(splitDataset(ds, { ratio: '3:1' }).test.length).toBe(17 * 20);
-    expect(() => splitDataset(ds, { ratio: '7/1' })).toThrow(/"7:1"/);
+    expect(splitDataset(ds, { ratio: '7:1', valFraction: 0.25 }).val.length).toBe(17 * 18); // round(70/4)
+  });
+
+  it('6:1:1 gives three sets of 60, 10 and 10 per class; bad ratios name the form', () => {
+    const a = splitDataset(ds, { ratio: '6:1:1', seed: 0 });
+    expect([a.train.length, a.val.length, a.test.length]).toEqual([17 * 60, 17 * 10, 17 * 10]);
+    expect(() => splitDataset(ds, { ratio: '7/1' })).toThrow(
+      /train:val:test \("6:1:1"\) or train:test \("7:1"\)/,
+    );
+    expect(() => splitDataset(ds, { ratio: '6:1:1', valFraction: 0.2 })).toThrow(
+      /valFraction applies to train:test/,
+    );
+    expect(() => splitDataset(ds, { valFraction: 1.5 })).toThrow(/valFraction: 1.5 must be in \(0, 1\)/);
+  });
+});
+
+describe('shifted crops', () => {
+  it('moves the content by (dx, dy) in both directions on both axes, from one larger resize', () => {
+    const size = { height: 16, width: 16 };
+    const views = shiftViews([0, 1 / 16, 1 / 8, 1 / 4], size);
+    expect(views.map((v) => [v.dx, v.dy])).toEqual([
+      [0, 0],
+      [1, 0],
+      [-1, 0],
+      [0, 1],
+      [0, -1],
+      [2, 0],
+      [-2, 0],
+      [0, 2],
+      [0, -2],
+      [4, 0],
+      [-4, 0],
+      [0, 4],
+      [0, -4],
+    ]);
+    const canvas = shiftCanvas(views, size);
+    expect(canvas).toEqual({ height: 24, width: 24 });
+    // A synthetic canvas: one white pixel at (x 12, y 10), red channel = column index elsewhere.
+    const img = new Float32Array(24 * 24 * 3);
+    for (let y = 0; y < 24; y++) for (let x = 0; x < 24; x++) img[(y * 24 + x) * 3] = x;
+    img.fill(255, (10 * 24 + 12) * 3, (10 * 24 + 12) * 3 + 3);
+    const where = (crop: Float32Array) => {
+      const p = crop.findIndex((v, i) => i % 3 === 1 && v === 255);
+      return { x: ((p - 1) / 3) % 16, y: Math.floor((p - 1) / 3 / 16) };
+    };
+    // Centred crop: origin (4, 4), so the pixel is at (8, 6).
+    expect(where(cropShifted(img, canvas, size, 0, 0))).toEqual({ x: 8, y: 6 });
+    expect(where(cropShifted(img, canvas, size, 4, 0))).toEqual({ x: 12, y: 6 });
+    expect(where(cropShifted(img, canvas, size, -4, 0))).toEqual({ x: 4, y: 6 });
+    expect(where(cropShifted(img, canvas, size, 0, 2))).toEqual({ x: 8, y: 8 });
+    expect(where(cropShifted(img, canvas, size, 0, -2))).toEqual({ x: 8, y: 4 });
+    // Real content at the border, not a fill: the left column of a right shift is canvas column 0.
+    expect(cropShifted(img, canvas, size, 4, 0)[0]).toBe(0);
+    expect(cropShifted(img, canvas, size, -4, 0)[0]).toBe(8);
+    expect(() => cropShifted(img, canvas, size, 5, 0)).toThrow(/leaves the 24×24 canvas/);
   });
 });
 

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { encodeCorrectness } from '@headbench/spec';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HeadName, RunConfig } from '../src/config.js';
@@ -13,6 +14,13 @@ const avg = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const sd = (xs: number[]) =>
   xs.length < 2 ? 0 : Math.sqrt(xs.reduce((a, b) => a + (b - avg(xs)) ** 2, 0) / (xs.length - 1));
 const pm = (xs: number[]) => `${(100 * avg(xs)).toFixed(1)} ± ${(100 * sd(xs)).toFixed(1)}`;
+// Two-sided 95% t quantiles from a printed table, by degrees of freedom.
+const T975: Record<number, number> = { 1: 12.7062, 2: 4.302653, 4: 2.776445 };
+const ci = (xs: number[]) => {
+  const h = (T975[xs.length - 1] * sd(xs)) / Math.sqrt(xs.length);
+  return `${(100 * (avg(xs) - h)).toFixed(1)}..${(100 * (avg(xs) + h)).toFixed(1)}`;
+};
+const TEST_IMAGES = 40;
 
 const CLASSES = ['daffodil', 'snowdrop', 'lily', 'bluebell'];
 const SHIFTS = [0, 1 / 16, 1 / 8, 1 / 4];
@@ -28,6 +36,8 @@ interface RunSpec {
   valAcc: (e: number) => number;
   trainAcc?: (e: number) => number;
   shiftAcc?: number[];
+  /** Test accuracy at the selected epoch (default: the best val accuracy, rounded to whole images). */
+  testAcc?: number;
   lr?: number;
   cams?: string[];
   status?: RunResult['status'];
@@ -54,6 +64,8 @@ function makeRun(s: RunSpec): RunResult {
   let best = 0;
   for (let i = 1; i < n; i++) if (epochs[i].val_accuracy > epochs[best].val_accuracy) best = i;
   const last = epochs[n - 1];
+  // The first k test images right: per-image records that pair exactly across heads.
+  const k = Math.round((s.testAcc ?? epochs[best].val_accuracy) * TEST_IMAGES);
   const shiftAcc = s.shiftAcc ?? SHIFTS.map((_, i) => last.val_accuracy - 0.05 * i);
   const backbone = s.backbone ?? 'vgg19';
   const dataset = s.dataset ?? 'generated:flowers17?classes=4';
@@ -80,8 +92,9 @@ function makeRun(s: RunSpec): RunResult {
       uri: dataset,
       contentHash: 'h',
       classes: CLASSES,
-      train: 280,
-      test: 40,
+      train: 245,
+      val: 35,
+      test: TEST_IMAGES,
     },
     params: { trainable: 2052, frozen: 20_024_384, total: 20_026_436, backbone: 20_024_384, head: 2052 },
     epochs,
@@ -89,17 +102,27 @@ function makeRun(s: RunSpec): RunResult {
       s.withSummary === false
         ? undefined
         : {
-            test_accuracy: shiftAcc[0],
+            selected_epoch: best + 1,
+            val_accuracy: epochs[best].val_accuracy,
+            test_accuracy: k / TEST_IMAGES,
             test_loss: 0.5,
-            best_val_accuracy: epochs[best].val_accuracy,
-            best_epoch: best + 1,
-            final_gap: last.accuracy - last.val_accuracy,
+            test_correct: encodeCorrectness(Array.from({ length: TEST_IMAGES }, (_, i) => i < k)),
+            test_count: TEST_IMAGES,
+            split_hash: 'split0',
+            last_epoch: n,
+            test_accuracy_last: last.val_accuracy,
+            test_loss_last: 0.6,
+            train_accuracy: last.accuracy,
+            gap: last.accuracy - k / TEST_IMAGES,
+            cam_fidelity: s.head === 'fc' ? 'none' : s.head === 'gmp' ? 'approximate' : 'exact',
             confusion: CLASSES.map((_, i) => CLASSES.map((__, j) => (i === j ? 8 + s.seed : 1))),
             per_class_accuracy: CLASSES.map(() => 0.8),
             shifted: SHIFTS.map((f, i) => ({
               fraction: f,
               pixels: Math.round(f * SIZE),
               accuracy: shiftAcc[i],
+              consistency: 1 - 0.1 * i,
+              directions: i === 0 ? [shiftAcc[i]] : [1, 2, 3, 4].map(() => shiftAcc[i]),
             })),
             cams: s.cams ?? [],
           },
@@ -163,14 +186,20 @@ describe('groupRuns', () => {
       avg([a.epochs[1].accuracy - 0.2, b.epochs[1].accuracy - 0.24]),
       12,
     );
-    expect(gap.bestValAccuracy.values).toEqual([0.5, 0.34]);
-    expect(gap.bestEpoch.values).toEqual([5, 3]);
-    expect(gap.bestValAccuracy.std).toBeCloseTo(sd([0.5, 0.34]), 12);
+    expect(gap.valAccuracy.values).toEqual([0.5, 0.34]);
+    expect(gap.selectedEpoch.values).toEqual([5, 3]);
+    expect(gap.valAccuracy.std).toBeCloseTo(sd([0.5, 0.34]), 12);
+    expect(gap.testAccuracy.values).toEqual([0.5, 0.35]);
+    // Two seeds: t(0.975, 1) = 12.706.
+    expect(gap.testAccuracy.hi - gap.testAccuracy.mean).toBeCloseTo(
+      (12.7062 * sd([0.5, 0.35])) / Math.sqrt(2),
+      3,
+    );
     expect(gap.shifted.map((s) => s.pixels)).toEqual([0, 4, 8, 16]);
     expect(gap.params.head).toBe(2052);
   });
 
-  it('derives best epoch from the log when a run has no summary, and leaves failed runs out', () => {
+  it('leaves runs still training out of the statistics, and failed runs out of the groups', () => {
     const running = makeRun({
       head: 'gmp',
       seed: 0,
@@ -182,9 +211,9 @@ describe('groupRuns', () => {
     const failed = makeRun({ head: 'gmp', seed: 1, valAcc: () => 0.9, status: 'failed', error: 'OOM' });
     const [g] = groupRuns([running, failed]);
     expect(g.runs).toHaveLength(1);
-    expect(g.bestValAccuracy.values).toEqual([0.6]);
-    expect(g.bestEpoch.values).toEqual([2]);
-    expect(g.finalGap.values[0]).toBeCloseTo(running.epochs[3].accuracy - 0.55, 12);
+    expect(g.valAccuracy.n).toBe(0);
+    expect(g.selectedEpoch.n).toBe(0);
+    expect(g.curves.val_accuracy.mean).toEqual([0.3, 0.6, 0.5, 0.55]);
     expect(g.shifted).toEqual([]);
     expect(g.testAccuracy.n).toBe(0);
   });
@@ -345,39 +374,56 @@ describe('writeReport', () => {
     expect(info.width).toBeGreaterThanOrEqual(2 * 32);
   });
 
-  it('tabulates means and stds over seeds that match an independent computation', () => {
+  it('tabulates test accuracy at the selected epoch with 95% t-intervals, computed independently', () => {
     for (const { head } of heads) {
       const mine = runs.filter((r) => r.config.head === head && r.status === 'succeeded');
-      const row = tableRow(md, 'vgg19', head);
-      const bests = mine.map((r) => Math.max(...r.epochs.map((e) => e.val_accuracy)));
-      const bestEpochs = mine.map((r) => {
+      const tests = mine.map((r) => r.summary!.test_accuracy);
+      expect(tableRow(md, 'vgg19', head)).toEqual([head, '3', (100 * avg(tests)).toFixed(1), ci(tests)]);
+      const vals = mine.map((r) => Math.max(...r.epochs.map((e) => e.val_accuracy)));
+      const selected = mine.map((r) => {
         const v = r.epochs.map((e) => e.val_accuracy);
         return v.indexOf(Math.max(...v)) + 1;
       });
-      const gaps = mine.map((r) => r.epochs.at(-1)!.accuracy - r.epochs.at(-1)!.val_accuracy);
-      expect(row[1]).toBe('2.05k / 2.05k / 20.0M');
-      expect(row[2]).toBe(pm(bests));
-      expect(row[3]).toBe(avg(bestEpochs).toFixed(1));
-      expect(row[4]).toBe(pm(gaps));
+      const details = tableRow(md.replace(/[\s\S]*### Details/, '## vgg19\n'), 'vgg19', head);
+      expect(details[1]).toBe('2.05k / 2.05k / 20.0M');
+      expect(details[2]).toBe(avg(selected).toFixed(1));
+      expect(details[3]).toBe(`${(100 * avg(vals)).toFixed(1)} (${ci(vals)})`);
+      const robust = tableRow(md.replace(/[\s\S]*### Robustness to shifts/, '## vgg19\n'), 'vgg19', head);
       SHIFTS.forEach((_, i) => {
-        expect(row[5 + i]).toBe(pm(mine.map((r) => r.summary!.shifted[i].accuracy)));
+        expect(robust[1 + i]).toBe(
+          `${pm(mine.map((r) => r.summary!.shifted[i].accuracy))} / ${pm(mine.map(() => 1 - 0.1 * i))}`,
+        );
       });
     }
-    expect(md).toContain('test acc @ 4 px shift (%)');
+    expect(md).toContain('1/16 width (4 px): acc / consistent (%)');
     expect(md).not.toMatch(/^\| gem \|/m);
   });
 
-  it('names the winning head and says its lead beats the seed spread', () => {
+  it('tabulates each pair: paired difference, interval, discordant images and Holm-adjusted p', () => {
+    const acc = (head: string) =>
+      runs
+        .filter((r) => r.config.head === head && r.status === 'succeeded')
+        .map((r) => r.summary!.test_accuracy);
+    const d = acc('gap').map((v, i) => v - acc('fc')[i]);
+    const row = tableRow(md, 'vgg19', 'gap − fc');
+    expect(row.slice(0, 4)).toEqual(['gap − fc', '3', (100 * avg(d)).toFixed(1), ci(d)]);
+    // Only gap right on (k_gap − k_fc) images per seed; none the other way.
+    const onlyGap = acc('gap').reduce((s, v, i) => s + Math.round(40 * v) - Math.round(40 * acc('fc')[i]), 0);
+    expect(row[4]).toBe(`${onlyGap} / 0`);
+    expect(row[5]).toBe('< 0.001');
+    expect(row[6]).toBe('gap beats fc');
+  });
+
+  it('says which head beats which, with the interval and adjusted p', () => {
     const v = verdictOf(md, 'vgg19');
-    expect(v).toContain('**gap**');
-    expect(v).toContain('ahead of fc');
-    expect(v).not.toContain('within seed noise');
+    expect(v).toMatch(/gap beats fc by \d+\.\d points \(95% CI \d+\.\d\.\.\d+\.\d, adjusted p < 0\.001\)/);
+    expect(v).toContain('Highest mean test accuracy at the selected epoch: gap');
   });
 
   it('embeds the figures, lists datasets, backends and failed runs', () => {
     expect(md).toContain('![Validation accuracy per epoch](figures/vgg19_val_accuracy.png)');
     expect(md).toContain('(figures/vgg19_gap_cam.png)');
-    expect(md).toContain('flowers17 (4 classes, 280 train / 40 test images');
+    expect(md).toContain('flowers17 (4 classes, 245 train / 35 val / 40 test images');
     expect(md).toContain('**Backend:** cpu');
     expect(md).toMatch(/## Failed runs\n\n- `[^`]+` \(vgg19 \/ gem \/ seed 0\): tensor shape mismatch/);
   });
@@ -391,26 +437,34 @@ describe('writeReport', () => {
     const first = csv[1].split(',');
     expect(first.slice(1, 5)).toEqual(['vgg19', 'fc', '0', '1']);
     expect(Number(first[8])).toBe(runs[0].epochs[0].val_accuracy);
+    const summary = (await readFile(path.join(out, 'summary.csv'), 'utf8')).trimEnd().split('\n');
+    expect(summary[0]).toBe(
+      'run_id,backbone,head,seed,split_seed,split_hash,selected_epoch,val_accuracy,test_accuracy,test_loss,last_epoch,test_accuracy_last,train_accuracy,gap',
+    );
+    // Failed runs have no summary: one row per finished run.
+    expect(summary).toHaveLength(1 + runs.filter((r) => r.summary && r.status === 'succeeded').length);
+    expect(Number(summary[1].split(',')[8])).toBe(runs[0].summary!.test_accuracy);
     const json = JSON.parse(await readFile(path.join(out, 'results.json'), 'utf8'));
     expect(json).toEqual(runs.map((r) => JSON.parse(JSON.stringify(r))));
   });
 });
 
 describe('writeReport verdicts and layout', () => {
-  it('says "within seed noise" when the spreads overlap', async () => {
+  it('says "inconclusive" when the paired interval includes 0', async () => {
     const runs = [
-      ...[-0.06, 0, 0.06].map((o, seed) => makeRun({ head: 'fc', seed, valAcc: rising(0.8, o) })),
-      ...[-0.05, 0.01, 0.05].map((o, seed) => makeRun({ head: 'gap', seed, valAcc: rising(0.8, o) })),
+      ...[0.6, 0.7, 0.5].map((t, seed) => makeRun({ head: 'fc', seed, valAcc: rising(0.8, 0), testAcc: t })),
+      ...[0.65, 0.6, 0.575].map((t, seed) =>
+        makeRun({ head: 'gap', seed, valAcc: rising(0.8, 0), testAcc: t }),
+      ),
     ];
     const out = path.join(dir, 'noisy');
     await writeReport(runs, out);
     const v = verdictOf(await readFile(path.join(out, 'report.md'), 'utf8'), 'vgg19');
-    // gap leads by 0.33 points; both stds are ~5 points.
-    expect(v).toContain('**gap**');
-    expect(v).toContain('within seed noise');
+    expect(v).toContain('gap vs fc: inconclusive — the interval includes 0');
+    expect(v).toMatch(/about \d+ more seeds would narrow the interval to ±1 point/);
   });
 
-  it('says "within seed noise" with a single seed per head', async () => {
+  it('says so with a single seed per head', async () => {
     const runs = [
       makeRun({ head: 'gap', seed: 0, valAcc: rising(0.9, 0) }),
       makeRun({ head: 'fc', seed: 0, valAcc: rising(0.5, 0) }),
@@ -418,9 +472,15 @@ describe('writeReport verdicts and layout', () => {
     const out = path.join(dir, 'single');
     await writeReport(runs, out);
     const md = await readFile(path.join(out, 'report.md'), 'utf8');
-    expect(verdictOf(md, 'vgg19')).toMatch(/\*\*gap\*\*.*within seed noise/);
-    // One seed: no ± in the table.
-    expect(tableRow(md, 'vgg19', 'gap')[2]).toBe((100 * runs[0].summary!.best_val_accuracy).toFixed(1));
+    expect(verdictOf(md, 'vgg19')).toContain('With one seed per head there is no interval over seeds.');
+    expect(verdictOf(md, 'vgg19')).toContain('gap vs fc: one seed');
+    // One seed: a mean and no interval.
+    expect(tableRow(md, 'vgg19', 'gap')).toEqual([
+      'gap',
+      '1',
+      (100 * runs[0].summary!.test_accuracy).toFixed(1),
+      '–',
+    ]);
   });
 
   it('splits figures per backbone and dataset, and adds varying config keys to metrics.csv', async () => {
@@ -452,6 +512,11 @@ describe('writeReport verdicts and layout', () => {
   it('writes the data files and a report even with no runs', async () => {
     const out = path.join(dir, 'empty');
     const { files } = await writeReport([], out);
-    expect(files.map((f) => path.basename(f)).sort()).toEqual(['metrics.csv', 'report.md', 'results.json']);
+    expect(files.map((f) => path.basename(f)).sort()).toEqual([
+      'metrics.csv',
+      'report.md',
+      'results.json',
+      'summary.csv',
+    ]);
   });
 });

@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBackend } from '@headbench/engine';
+import { decodeCorrectness } from '@headbench/spec';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,11 +13,14 @@ import {
   GlobalPool2D,
   learningRateAt,
   loadModel,
+  openDataset,
   type RunConfig,
   RunStoppedError,
   StepDropout,
   saveModel,
   setDropoutStep,
+  splitDataset,
+  splitHash,
   trainRun,
   validateRunConfig,
 } from '../src/index.js';
@@ -144,7 +148,17 @@ describe('training', () => {
     expect(full.params.trainable).toBeGreaterThan(200_000);
     expect(full.summary!.confusion.flat().reduce((a, b) => a + b)).toBe(full.dataset.test);
     expect(full.summary!.shifted.map((s) => s.pixels)).toEqual([0, 8]);
+    expect(full.summary!.shifted[1].directions).toHaveLength(4);
     expect(full.summary!.cams).toHaveLength(2);
+    expect(full.summary!.cam_fidelity).toBe('exact');
+    expect(full.provenance).toMatchObject({
+      backend: 'wasm',
+      node: process.version,
+      tfjs: tf.version_core,
+      featureCache: 'off',
+      split: { seed: 0, train: full.dataset.train, val: full.dataset.val, test: full.dataset.test },
+      weights: { source: 'none', contentHash: expect.stringMatching(/^[0-9a-f]{64}$/) },
+    });
 
     const dir = join(tmp, 'interrupted');
     const opts = {
@@ -158,7 +172,46 @@ describe('training', () => {
     const resumed = await trainRun(opts);
     const strip = (r: typeof full) => r.epochs.map(({ time_s, images_per_s, ...m }) => m);
     expect(strip(resumed)).toEqual(strip(full));
-    expect(resumed.summary!.test_accuracy).toBe(full.summary!.test_accuracy);
+    const { cams, ...summary } = full.summary!;
+    expect(resumed.summary).toMatchObject(summary);
+  });
+
+  it('reads the test set only after training ends, and selects the epoch on validation', async () => {
+    const reads: { index: number; epochsDone: number }[] = [];
+    let epochsDone = 0;
+    const config: RunConfig = { ...base, epochs: 3, splitSeed: 'seed' };
+    const result = await trainRun({
+      config,
+      runId: 'reads',
+      runDir: join(tmp, 'reads'),
+      home: join(tmp, 'home'),
+      backend: 'wasm',
+      onImageRead: (index) => reads.push({ index, epochsDone }),
+      onEpoch: () => {
+        epochsDone++;
+      },
+    });
+    const ds = await openDataset(config.dataset, { cacheDir: join(tmp, 'home', 'datasets') });
+    const split = splitDataset(ds, { seed: config.seed });
+    expect(splitHash(split)).toBe(result.provenance!.split.hash);
+    expect(result.provenance!.split.seed).toBe(3);
+    const test = new Set(split.test);
+    const testReads = reads.filter((r) => test.has(r.index));
+    // Every test image is read, and none before the last epoch's metrics were out.
+    expect(new Set(testReads.map((r) => r.index))).toEqual(test);
+    expect(testReads.every((r) => r.epochsDone === config.epochs)).toBe(true);
+    // Validation images are read during training (epoch one decodes them for the validation pass).
+    expect(reads.some((r) => split.val.includes(r.index) && r.epochsDone === 0)).toBe(true);
+    const best = result.epochs.reduce((b, e) => (e.val_accuracy > b.val_accuracy ? e : b));
+    expect(result.summary!.selected_epoch).toBe(best.epoch);
+    expect(result.summary!.val_accuracy).toBe(best.val_accuracy);
+    expect(result.summary!.test_count).toBe(split.test.length);
+    const correct = decodeCorrectness(result.summary!.test_correct, result.summary!.test_count);
+    expect(correct.filter(Boolean).length / correct.length).toBeCloseTo(result.summary!.test_accuracy, 12);
+    expect(result.summary!.gap).toBeCloseTo(
+      result.summary!.train_accuracy - result.summary!.test_accuracy,
+      12,
+    );
   });
 
   it('transfers a trained backbone to another dataset from a run folder or run:<id>', async () => {
@@ -207,7 +260,7 @@ describe('training', () => {
   });
 
   it('trains a frozen backbone on cached features with the same metrics as without the cache', async () => {
-    // Shifts without 0: validation must still use the unshifted test views.
+    // Shifts without 0: the unshifted crop is measured all the same (consistency is relative to it).
     const config: RunConfig = {
       ...base,
       trainable: 'frozen',
@@ -234,7 +287,9 @@ describe('training', () => {
       expect(a.val_accuracy).toBe(b.val_accuracy);
     }
     expect(cached.summary!.shifted).toEqual(uncached.summary!.shifted);
-    expect(cached.summary!.shifted.map((r) => r.pixels)).toEqual([8, 4]);
+    expect(cached.summary!.shifted.map((r) => r.pixels)).toEqual([0, 4, 8]);
+    expect(cached.provenance!.featureCache).toBe('cached');
+    expect(cached.summary!.test_correct).toBe(uncached.summary!.test_correct);
     // A second head on the same frozen backbone reuses the cache: no backbone pass.
     const again = await trainRun({
       ...common,

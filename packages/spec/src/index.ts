@@ -4,6 +4,7 @@ export const SPEC_VERSION = 1;
 
 export * from './api.ts';
 export * from './backbones.ts';
+export * from './cam.ts';
 export * from './canonical.ts';
 export * from './csv.ts';
 export * from './env.ts';
@@ -13,4 +14,5 @@ export * from './palette.ts';
 export * from './protocol.ts';
 export * from './results.ts';
 export * from './run-config.ts';
+export * from './stats/index.ts';
 export * from './sweep.ts';

@@ -19,9 +19,10 @@ export type PoolingName = (typeof POOLING_NAMES)[number];
 
 /**
  * Heads: `fc` = Flatten → Dense(hidden, relu) → Dense(classes, softmax), the reference experiment's FC head;
+ * `nin` = 1×1 conv to one map per class → GAP → softmax (Network In Network's own head, no Dense);
  * the others = pooling → (dropout) → Dense(classes, softmax).
  */
-export const HEAD_NAMES = ['fc', 'gap', 'gmp', 'avgmax', 'catavgmax', 'gem'] as const;
+export const HEAD_NAMES = ['fc', 'gap', 'gmp', 'avgmax', 'catavgmax', 'gem', 'nin'] as const;
 export type HeadName = (typeof HEAD_NAMES)[number];
 
 export const HEAD_POOLING: Record<HeadName, PoolingName> = {
@@ -31,9 +32,11 @@ export const HEAD_POOLING: Record<HeadName, PoolingName> = {
   avgmax: 'avgmax',
   catavgmax: 'catavgmax',
   gem: 'gem',
+  nin: 'avg',
 };
 
-export const OPTIMIZER_NAMES = ['rmsprop', 'adam', 'sgd'] as const;
+/** `rmsprop` is Keras's update (ε outside the square root); `rmsprop-tfjs` is tfjs's (ε inside). */
+export const OPTIMIZER_NAMES = ['rmsprop', 'rmsprop-tfjs', 'adam', 'sgd'] as const;
 export type OptimizerName = (typeof OPTIMIZER_NAMES)[number];
 
 /** TensorFlow.js backends a run or a trainer can ask for (`auto`: tfjs-node(-gpu) when installed, else wasm). */

@@ -12,6 +12,7 @@ export const HEAD_COLORS: Record<HeadName, string> = {
   avgmax: '#009E73',
   catavgmax: '#CC79A7',
   gem: '#56B4E9',
+  nin: '#882255',
 };
 
 /** Colours for lines that are not a head, in order. */
@@ -48,6 +49,7 @@ export const HEAD_DASHES: Record<HeadName, readonly number[] | undefined> = {
   avgmax: DASHES[2],
   catavgmax: DASHES[3],
   gem: DASHES[4],
+  nin: DASHES[5],
 };
 
 /** A head's colour, else the palette's `fallbackIndex`-th. */

@@ -73,10 +73,25 @@ export const runConfigFields = {
   dataset: DatasetUri,
   /** Explicit class order (Keras `classes=`); default sorted folder names. */
   classes: list(text(RUN_LIMITS.className), RUN_LIMITS.classes).optional(),
-  /** train:test split ratio, default "7:1". */
+  /** `train:val:test` ("6:1:1") or `train:test` ("7:1", the default) with validation carved from train. */
   split: z
     .string()
-    .regex(/^[1-9]\d{0,3}:[1-9]\d{0,3}$/, { error: 'must look like 7:1 (train:test, positive integers)' })
+    .regex(/^[1-9]\d{0,3}:[1-9]\d{0,3}(:[1-9]\d{0,3})?$/, {
+      error: 'must look like 6:1:1 (train:val:test) or 7:1 (train:test), positive integers',
+    })
+    .optional(),
+  /** Share of the training part held out for validation with a `train:test` split (default 1/8). */
+  valFraction: num(0, 1, { exclusiveMin: true })
+    .refine((f) => f < 1, { error: 'must be below 1' })
+    .optional(),
+  /** Seed of the split (default 0: one split for every run); `seed` uses the run's seed (repeated splits). */
+  splitSeed: z
+    .custom<number | 'seed'>(
+      (v) => v === 'seed' || (Number.isInteger(v) && (v as number) >= 0 && (v as number) <= RUN_LIMITS.seed),
+      {
+        error: (iss) => `'${String(iss.input)}' must be an integer in [0, 2^31) or 'seed' (repeated splits)`,
+      },
+    )
     .optional(),
   backbone: oneOf(BACKBONE_NAMES),
   /** MobileNetV2 width multiplier, one of the Keras ImageNet ones. */
@@ -108,7 +123,10 @@ export const runConfigFields = {
   earlyStopping: EarlyStopping.optional(),
   /** Test images that get a class activation map (heads whose pooling feeds the classifier directly). */
   camSamples: int(0, 1000).optional(),
-  /** Input shifts (fractions of the width) for the translation-robustness test; default 0, 1/16, 1/8, 1/4. */
+  /**
+   * Shifts (fractions of the width) for the translation-robustness test, default 0, 1/16, 1/8, 1/4: offset crops
+   * of the image resized a little larger, in both directions on both axes.
+   */
   shifts: z
     .array(num(0, 1).refine((s) => s < 1, { error: 'must be below 1' }))
     .max(RUN_LIMITS.shifts)
@@ -116,6 +134,11 @@ export const runConfigFields = {
 };
 
 export const DEFAULT_SHIFTS = [0, 1 / 16, 1 / 8, 1 / 4];
+
+/** The split seed a run uses: its own seed with repeated splits, else the fixed split seed (default 0). */
+export function resolvedSplitSeed(config: { seed: number; splitSeed?: number | 'seed' }): number {
+  return config.splitSeed === 'seed' ? config.seed : (config.splitSeed ?? 0);
+}
 
 type Issue = { path: PropertyKey[]; message: string };
 
@@ -147,6 +170,12 @@ export const RunConfig = strict(runConfigFields).superRefine((cfg, ctx) => {
       code: 'custom',
       path: ['alpha'],
       message: `only mobilenetv2 has a width multiplier (backbone is ${cfg.backbone})`,
+    });
+  if (cfg.valFraction !== undefined && cfg.split?.split(':').length === 3)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['valFraction'],
+      message: `the split ${cfg.split} already sets validation; valFraction applies to train:test ratios only`,
     });
   if (cfg.classes && new Set(cfg.classes).size !== cfg.classes.length)
     ctx.addIssue({ code: 'custom', path: ['classes'], message: 'lists a class twice' });

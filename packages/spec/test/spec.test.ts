@@ -63,7 +63,7 @@ describe('run config', () => {
 
   it('names every bad field with what is valid', () => {
     expect(problems(() => parseRunConfig({ ...run, head: 'gapp', batchSize: 0, extra: 1 }))).toEqual([
-      "head: 'gapp' is not one of fc, gap, gmp, avgmax, catavgmax, gem",
+      "head: 'gapp' is not one of fc, gap, gmp, avgmax, catavgmax, gem, nin",
       'batchSize: 0 is not an integer in [1, 4096]',
       expect.stringMatching(/^\(input\): unknown field 'extra' \(valid: dataset, classes, /),
     ]);

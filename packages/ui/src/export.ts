@@ -3,7 +3,7 @@ import { csvCell } from '@headbench/spec';
 
 export { csvCell };
 
-import { buildReport, type ReportRun, reportTable } from './report.ts';
+import { buildReport, type ReportRun, reportTables } from './report.ts';
 import { differingKeys, type SeriesMap } from './series.ts';
 
 /**
@@ -30,17 +30,25 @@ export function seriesCsv(
 
 const mdCell = (s: string) => s.replace(/\|/g, '\\|');
 
+function mdTable(t: { header: string[]; rows: string[][] }): string[] {
+  return [
+    `| ${t.header.map(mdCell).join(' | ')} |`,
+    `|${t.header.map((_, i) => (i === 0 ? ' --- ' : ' ---: ')).join('|')}|`,
+    ...t.rows.map((r) => `| ${r.map(mdCell).join(' | ')} |`),
+  ];
+}
+
 export function reportMarkdown(title: string, runs: readonly ReportRun[]): string {
   const out = [`# ${title}`, ''];
   const sections = buildReport(runs);
   if (sections.length === 0) out.push('No finished or running runs yet.', '');
   for (const s of sections) {
-    const { header, rows } = reportTable(s);
+    const t = reportTables(s);
     out.push(`## ${s.title}`, '');
-    out.push(`| ${header.map(mdCell).join(' | ')} |`);
-    out.push(`|${header.map((_, i) => (i === 0 ? ' --- ' : ' ---: ')).join('|')}|`);
-    for (const r of rows) out.push(`| ${r.map(mdCell).join(' | ')} |`);
-    out.push('', `**Verdict:** ${s.verdict}`, '');
+    out.push('### Test accuracy at the validation-selected epoch', '', ...mdTable(t.heads), '');
+    if (t.pairs.rows.length > 0) out.push('### Pairs of heads', '', ...mdTable(t.pairs), '');
+    out.push(`**Verdict:** ${s.comparison.verdict}`, '');
+    out.push('### Details', '', ...mdTable(t.details), '');
   }
   return out.join('\n');
 }

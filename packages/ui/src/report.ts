@@ -1,6 +1,15 @@
-// The reference experiment's report, computed in the browser from the API's runs and metrics:
-// per backbone, one group per head (seeds pooled), mean ± std of best val accuracy and friends, and a verdict.
-import { band, configValue, formatValue, type SeriesMap } from './series.ts';
+// The study's report, computed in the browser from the API's runs: per backbone (and dataset), one group per
+// head (seeds pooled), and the statistics and verdict from @headbench/spec — the same code as report.md's.
+import {
+  type CamFidelity,
+  camFidelity,
+  compareHeads,
+  comparisonTables,
+  type HeadComparison,
+  type MeanInterval,
+  meanInterval,
+} from '@headbench/spec';
+import { configValue, formatValue, type SeriesMap } from './series.ts';
 
 export interface ReportRun {
   id: string;
@@ -11,12 +20,8 @@ export interface ReportRun {
   series?: SeriesMap;
 }
 
-export interface Stat {
-  values: number[];
-  mean: number;
-  std: number;
-  n: number;
-}
+/** One quantity over the seeds of a group, with its 95% t-interval. */
+export type Stat = MeanInterval & { values: number[] };
 
 export interface ReportGroup {
   /** Config values that define the group (every key but seed). */
@@ -26,13 +31,16 @@ export interface ReportGroup {
   runIds: string[];
   seeds: number[];
   params: { head: number; trainable: number; total: number } | null;
-  bestValAccuracy: Stat;
-  /** 1-based epoch of the best val accuracy. */
-  bestEpoch: Stat;
-  finalGap: Stat;
+  /** Over finished runs: the epoch validation selected, val and test accuracy there, the last epoch's test accuracy. */
+  selectedEpoch: Stat;
+  valAccuracy: Stat;
   testAccuracy: Stat;
-  /** Test accuracy per input shift fraction, ascending. */
-  shifted: ({ fraction: number; pixels: number } & Stat)[];
+  testAccuracyLast: Stat;
+  /** Training-sample accuracy (inference mode) − test accuracy at the selected epoch. */
+  gap: Stat;
+  /** Accuracy and consistency with the unshifted crop per shift fraction, ascending. */
+  shifted: ({ fraction: number; pixels: number; consistency: Stat } & Stat)[];
+  camFidelity: CamFidelity;
 }
 
 export interface ReportSection {
@@ -40,44 +48,44 @@ export interface ReportSection {
   title: string;
   backbone: string;
   groups: ReportGroup[];
-  verdict: string;
+  comparison: HeadComparison;
+  /** Runs still training, left out of the statistics. */
+  pending: number;
 }
 
-export function stat(values: number[]): Stat {
-  const b = band(values);
-  return { values, mean: b.mean, std: b.std, n: b.n };
+function stat(values: number[]): Stat {
+  return { values, ...meanInterval(values) };
 }
 
-/** Best val accuracy and its epoch: the run summary's when the run finished, else the first max in the log. */
-export function bestOf(run: ReportRun): { acc: number; epoch: number } | undefined {
-  const s = run.summary;
-  if (s && typeof s.best_val_accuracy === 'number' && typeof s.best_epoch === 'number')
-    return { acc: s.best_val_accuracy, epoch: s.best_epoch };
+const num = (s: Record<string, unknown> | null | undefined, k: string) =>
+  s && typeof s[k] === 'number' ? (s[k] as number) : undefined;
+const str = (s: Record<string, unknown> | null | undefined, k: string) =>
+  s && typeof s[k] === 'string' ? (s[k] as string) : undefined;
+
+/** A run's summary fields the statistics read; absent (still training) when it has no test accuracy. */
+function finished(r: ReportRun) {
+  return r.status === 'succeeded' && num(r.summary, 'test_accuracy') !== undefined;
+}
+
+/** The epoch validation selected and its val accuracy: the summary's once finished, else the best so far. */
+export function selectedOf(run: ReportRun): { acc: number; epoch: number } | undefined {
+  const acc = num(run.summary, 'val_accuracy');
+  const epoch = num(run.summary, 'selected_epoch');
+  if (acc !== undefined && epoch !== undefined) return { acc, epoch };
   let found: { acc: number; epoch: number } | undefined;
   for (const p of run.series?.val_accuracy ?? [])
     if (!found || p.value > found.acc) found = { acc: p.value, epoch: p.epoch ?? p.step };
   return found;
 }
 
-export function finalGapOf(run: ReportRun): number | undefined {
-  const s = run.summary;
-  if (s && typeof s.final_gap === 'number') return s.final_gap;
-  const acc = run.series?.accuracy;
-  const val = run.series?.val_accuracy;
-  if (!acc?.length || !val?.length) return undefined;
-  const lastVal = new Map(val.map((p) => [p.step, p.value]));
-  for (let i = acc.length - 1; i >= 0; i--) {
-    const v = lastVal.get(acc[i].step);
-    if (v !== undefined) return acc[i].value - v;
-  }
-  return undefined;
-}
-
 const SEPARATE = ['dataset', 'backbone'];
 
-/** Splits runs into sections (backbone × dataset) and groups each section's runs by every key but seed. */
+/**
+ * Splits runs into sections (backbone × dataset) and groups each section's runs by every key but seed. Failed,
+ * canceled and queued runs are left out; running runs count as pending until they report their summary.
+ */
 export function buildReport(runs: readonly ReportRun[]): ReportSection[] {
-  const usable = runs.filter((r) => r.status !== 'failed' && r.status !== 'canceled');
+  const usable = runs.filter((r) => r.status === 'succeeded' || r.status === 'running');
   const datasets = new Set(usable.map((r) => formatValue(r.config.dataset)));
   const sections = new Map<string, ReportRun[]>();
   for (const r of usable) {
@@ -90,7 +98,24 @@ export function buildReport(runs: readonly ReportRun[]): ReportSection[] {
     const backbone = formatValue(members[0].config.backbone);
     const title = datasets.size > 1 ? `${backbone} on ${formatValue(members[0].config.dataset)}` : backbone;
     const groups = groupSection(members);
-    return { title, backbone, groups, verdict: verdict(title, groups) };
+    const byId = new Map(members.map((r) => [r.id, r]));
+    const comparison = compareHeads(
+      groups.map((g) => ({
+        label: g.label,
+        runs: g.runIds.map((id) => {
+          const r = byId.get(id)!;
+          const s = finished(r) ? r.summary : undefined;
+          return {
+            seed: Number(r.config.seed),
+            testAccuracy: num(s, 'test_accuracy'),
+            testCorrect: str(s, 'test_correct'),
+            testCount: num(s, 'test_count'),
+            splitHash: str(s, 'split_hash'),
+          };
+        }),
+      })),
+    );
+    return { title, backbone, groups, comparison, pending: comparison.pending };
   });
 }
 
@@ -118,20 +143,18 @@ function groupSection(runs: ReportRun[]): ReportGroup[] {
         if (new Set(firsts.map((f) => JSON.stringify(f[k] ?? null))).size > 1) extra.add(k);
   return [...buckets.entries()].map(([key, members]) => {
     const head = formatValue(members[0].config.head);
-    const bests = members.map(bestOf).filter((b) => b !== undefined);
-    const gaps = members.map(finalGapOf).filter((g): g is number => g !== undefined);
-    const tests = members
-      .map((r) => r.summary?.test_accuracy)
-      .filter((v): v is number => typeof v === 'number');
-    const shifts = new Map<string, { fraction: number; pixels: number; values: number[] }>();
-    for (const r of members) {
-      const list = r.summary?.shifted;
+    const done = members.filter(finished).map((r) => r.summary!);
+    const pick = (k: string) => stat(done.flatMap((s) => (typeof s[k] === 'number' ? [s[k] as number] : [])));
+    const shifts = new Map<string, { fraction: number; pixels: number; values: number[]; same: number[] }>();
+    for (const s of done) {
+      const list = s.shifted;
       if (!Array.isArray(list)) continue;
-      for (const s of list as { fraction: number; pixels: number; accuracy: number }[]) {
-        const k = s.fraction.toFixed(9);
-        const e = shifts.get(k);
-        if (e) e.values.push(s.accuracy);
-        else shifts.set(k, { fraction: s.fraction, pixels: s.pixels, values: [s.accuracy] });
+      for (const x of list as { fraction: number; pixels: number; accuracy: number; consistency: number }[]) {
+        const k = x.fraction.toFixed(9);
+        const e = shifts.get(k) ?? { fraction: x.fraction, pixels: x.pixels, values: [], same: [] };
+        e.values.push(x.accuracy);
+        e.same.push(x.consistency);
+        shifts.set(k, e);
       }
     }
     const p = members.find((r) => r.params)?.params;
@@ -144,50 +167,31 @@ function groupSection(runs: ReportRun[]): ReportGroup[] {
       runIds: members.map((r) => r.id),
       seeds: members.map((r) => Number(r.config.seed)),
       params: p ? { head: p.head ?? 0, trainable: p.trainable ?? 0, total: p.total ?? 0 } : null,
-      bestValAccuracy: stat(bests.map((b) => b.acc)),
-      bestEpoch: stat(bests.map((b) => b.epoch)),
-      finalGap: stat(gaps),
-      testAccuracy: stat(tests),
+      selectedEpoch: pick('selected_epoch'),
+      valAccuracy: pick('val_accuracy'),
+      testAccuracy: pick('test_accuracy'),
+      testAccuracyLast: pick('test_accuracy_last'),
+      gap: pick('gap'),
       shifted: [...shifts.values()]
         .sort((a, b) => a.fraction - b.fraction)
-        .map((s) => ({ fraction: s.fraction, pixels: s.pixels, ...stat(s.values) })),
+        .map((s) => ({
+          fraction: s.fraction,
+          pixels: s.pixels,
+          ...stat(s.values),
+          consistency: stat(s.same),
+        })),
+      camFidelity: camFidelity(head),
     };
   });
 }
 
-const pct = (v: number, d = 1) => `${(100 * v).toFixed(d)}%`;
-
-/**
- * One line per backbone: the head with the best mean best-val-accuracy, and whether its lead over the
- * runner-up exceeds the seed-to-seed spread (largest std of the two). One seed: the spread is unknown.
- */
-export function verdict(title: string, groups: readonly ReportGroup[]): string {
-  const ranked = groups
-    .filter((g) => g.bestValAccuracy.n > 0)
-    .sort((a, b) => b.bestValAccuracy.mean - a.bestValAccuracy.mean);
-  if (ranked.length === 0) return `${title}: no validation accuracy reported yet.`;
-  const [a, b] = ranked;
-  if (!b) return `${title}: only ${a.label} has results (best val accuracy ${pct(a.bestValAccuracy.mean)}).`;
-  const lead = a.bestValAccuracy.mean - b.bestValAccuracy.mean;
-  const spread = Math.max(a.bestValAccuracy.std, b.bestValAccuracy.std);
-  const head = `${title}: ${a.label} is best (${pct(a.bestValAccuracy.mean)} best val accuracy), ${(100 * lead).toFixed(1)} points ahead of ${b.label}`;
-  if (Math.min(a.bestValAccuracy.n, b.bestValAccuracy.n) < 2)
-    return `${head}; one seed only, so the seed-to-seed spread is unknown.`;
-  if (lead > spread)
-    return `${head}, a lead larger than the seed-to-seed spread (std ${(100 * spread).toFixed(1)} points).`;
-  return `${head}, within the seed-to-seed spread (std ${(100 * spread).toFixed(1)} points): not a clear win.`;
-}
-
-/** "87.5 ± 1.2" (percent) or "87.5" with one value; "–" with none. */
-export function formatPct(s: Stat, digits = 1): string {
+/** "45.2 (41.0..49.4)" in percent; the mean alone for one seed; "–" with none. */
+export function formatWithInterval(s: Stat, digits = 1): string {
   if (s.n === 0) return '–';
   const m = (100 * s.mean).toFixed(digits);
-  return s.n > 1 ? `${m} ± ${(100 * s.std).toFixed(digits)}` : m;
-}
-
-export function formatNumber(s: Stat, digits = 1): string {
-  if (s.n === 0) return '–';
-  return s.n > 1 ? `${s.mean.toFixed(digits)} ± ${s.std.toFixed(digits)}` : s.mean.toFixed(digits);
+  return Number.isFinite(s.lo)
+    ? `${m} (${(100 * s.lo).toFixed(digits)}..${(100 * s.hi).toFixed(digits)})`
+    : m;
 }
 
 export function formatCount(n: number): string {
@@ -196,30 +200,30 @@ export function formatCount(n: number): string {
   return String(n);
 }
 
-/** Table rows as shown on the report tab and in the Markdown export. */
-export function reportTable(section: ReportSection): { header: string[]; rows: string[][] } {
-  const fractions = new Map<string, { fraction: number; pixels: number }>();
-  for (const g of section.groups)
-    for (const s of g.shifted)
-      fractions.set(s.fraction.toFixed(9), { fraction: s.fraction, pixels: s.pixels });
-  const cols = [...fractions.entries()].sort((a, b) => a[1].fraction - b[1].fraction);
-  const header = ['head', 'params (head / total)', 'best val acc (%)', 'epoch of best', 'final gap (%)'];
-  if (cols.length === 0) header.push('test acc (%)');
-  for (const [, c] of cols) header.push(`acc @ ${c.pixels}px shift (%)`);
-  const rows = section.groups.map((g) => {
-    const cells = [
+type Table = { header: string[]; rows: string[][] };
+
+/** The section's tables as shown on the report tab and in the Markdown export: heads, pairs, details. */
+export function reportTables(section: ReportSection): { heads: Table; pairs: Table; details: Table } {
+  const { heads, pairs } = comparisonTables(section.comparison);
+  const details: Table = {
+    header: [
+      'head',
+      'params (head / total)',
+      'selected epoch (mean)',
+      'val acc @ selected (%)',
+      'test acc @ last epoch (%)',
+      'train − test gap (points)',
+      'CAM',
+    ],
+    rows: section.groups.map((g) => [
       g.label,
       g.params ? `${formatCount(g.params.head)} / ${formatCount(g.params.total)}` : '–',
-      formatPct(g.bestValAccuracy),
-      formatNumber(g.bestEpoch),
-      formatPct(g.finalGap),
-    ];
-    if (cols.length === 0) cells.push(formatPct(g.testAccuracy));
-    for (const [k] of cols) {
-      const s = g.shifted.find((x) => x.fraction.toFixed(9) === k);
-      cells.push(s ? formatPct(s) : '–');
-    }
-    return cells;
-  });
-  return { header, rows };
+      g.selectedEpoch.n > 0 ? g.selectedEpoch.mean.toFixed(1) : '–',
+      formatWithInterval(g.valAccuracy),
+      formatWithInterval(g.testAccuracyLast),
+      formatWithInterval(g.gap),
+      g.camFidelity,
+    ]),
+  };
+  return { heads, pairs, details };
 }

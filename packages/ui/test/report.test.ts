@@ -1,22 +1,18 @@
+import { encodeCorrectness } from '@headbench/spec';
 import { describe, expect, it } from 'vitest';
 import {
   buildReport,
   csvCell,
   type ReportRun,
   reportMarkdown,
-  reportTable,
+  reportTables,
   seriesCsv,
-  verdict,
 } from '../src/index.ts';
 
 const base = { dataset: 'generated:flowers17', backbone: 'vgg16', optimizer: 'adam', lr: 0.001 };
-function run(
-  id: string,
-  head: string,
-  seed: number,
-  best: number,
-  extra: Partial<ReportRun> = {},
-): ReportRun {
+const IMAGES = 20;
+/** A finished run whose first `k` of 20 test images are right (per-image records pair exactly). */
+function run(id: string, head: string, seed: number, k: number, extra: Partial<ReportRun> = {}): ReportRun {
   return {
     id,
     config: { ...base, head, seed },
@@ -24,13 +20,21 @@ function run(
     params: { head: head === 'fc' ? 1000 : 10, trainable: 10, frozen: 0, total: 20_000_000, backbone: 1 },
     series: {
       val_accuracy: [
-        { step: 1, epoch: 1, value: best - 0.1, time: 1 },
-        { step: 2, epoch: 2, value: best, time: 2 },
-        { step: 3, epoch: 3, value: best - 0.05, time: 3 },
-      ],
-      accuracy: [
         { step: 1, epoch: 1, value: 0.5, time: 1 },
-        { step: 3, epoch: 3, value: 0.95, time: 3 },
+        { step: 2, epoch: 2, value: 0.6, time: 2 },
+      ],
+    },
+    summary: {
+      selected_epoch: 2,
+      val_accuracy: 0.6,
+      test_accuracy: k / IMAGES,
+      test_accuracy_last: k / IMAGES - 0.05,
+      test_correct: encodeCorrectness(Array.from({ length: IMAGES }, (_, i) => i < k)),
+      test_count: IMAGES,
+      split_hash: `s${seed}`,
+      gap: 0.1,
+      shifted: [
+        { fraction: 0.125, pixels: 4, accuracy: 0.6, consistency: 0.9, directions: [0.6, 0.6, 0.6, 0.6] },
       ],
     },
     ...extra,
@@ -38,79 +42,80 @@ function run(
 }
 
 describe('report', () => {
-  it('groups seeds per head, takes best val accuracy / epoch / final gap from the series', () => {
-    const [section] = buildReport([run('a', 'gap', 0, 0.9), run('b', 'gap', 1, 0.8), run('c', 'fc', 0, 0.7)]);
+  it('groups seeds per head and reports test accuracy at the selected epoch with a 95% t-interval', () => {
+    const [section] = buildReport([run('a', 'gap', 0, 18), run('b', 'gap', 1, 16), run('c', 'fc', 0, 14)]);
     expect(section.backbone).toBe('vgg16');
     const gap = section.groups.find((g) => g.head === 'gap')!;
     expect(gap.seeds).toEqual([0, 1]);
-    expect(gap.bestValAccuracy.mean).toBeCloseTo(0.85, 12);
-    expect(gap.bestValAccuracy.std).toBeCloseTo(Math.sqrt(0.005), 12);
-    expect(gap.bestEpoch.mean).toBe(2);
-    // final gap: accuracy 0.95 at step 3 minus val accuracy at step 3 (best − 0.05)
-    expect(gap.finalGap.values[0]).toBeCloseTo(0.95 - 0.85, 12);
-    expect(gap.label).toBe('gap');
+    expect(gap.testAccuracy.mean).toBeCloseTo(0.85, 12);
+    // s = √0.005, t(0.975, 1) = 12.7062: half-width 12.7062 · s / √2.
+    expect(gap.testAccuracy.hi - 0.85).toBeCloseTo((12.7062 * Math.sqrt(0.005)) / Math.sqrt(2), 3);
+    expect(gap.selectedEpoch.mean).toBe(2);
+    expect(gap.camFidelity).toBe('exact');
+    const t = reportTables(section);
+    expect(t.heads.rows[0]).toEqual(['gap', '2', '85.0', expect.stringMatching(/^\d+\.\d\.\.\d+\.\d$/)]);
+    expect(t.heads.rows[1]).toEqual(['fc', '1', '70.0', '–']);
   });
 
-  it('prefers the run summary when the run finished; failed runs are left out', () => {
-    const done = run('a', 'gap', 0, 0.5, {
-      summary: {
-        best_val_accuracy: 0.77,
-        best_epoch: 7,
-        final_gap: 0.01,
-        test_accuracy: 0.7,
-        shifted: [{ fraction: 0.125, pixels: 4, accuracy: 0.6 }],
-      },
-    });
-    const failed = run('f', 'fc', 0, 0.99, { status: 'failed' });
-    const [section] = buildReport([done, failed]);
+  it('leaves failed runs out and counts the ones still training', () => {
+    const training: ReportRun = { ...run('t', 'gap', 2, 10), status: 'running', summary: null };
+    const failed = run('f', 'fc', 0, 20, { status: 'failed' });
+    const [section] = buildReport([run('a', 'gap', 0, 18), training, failed]);
     expect(section.groups).toHaveLength(1);
-    expect(section.groups[0].bestValAccuracy.values).toEqual([0.77]);
-    expect(section.groups[0].bestEpoch.values).toEqual([7]);
-    const t = reportTable(section);
-    expect(t.header).toContain('acc @ 4px shift (%)');
-    expect(t.rows[0]).toEqual(['gap', '10 / 20.00M', '77.0', '7.0', '1.0', '60.0']);
+    expect(section.pending).toBe(1);
+    expect(section.comparison.verdict).toContain('1 run still training is left out');
   });
 
-  it('verdict: best head, and whether the lead beats the seed-to-seed spread', () => {
+  it('verdict: A beats B with interval and adjusted p, or inconclusive, or one seed', () => {
     const clear = buildReport([
-      run('a', 'gap', 0, 0.9),
-      run('b', 'gap', 1, 0.91),
-      run('c', 'fc', 0, 0.7),
-      run('d', 'fc', 1, 0.72),
+      run('a', 'gap', 0, 18),
+      run('b', 'gap', 1, 19),
+      run('e', 'gap', 2, 18),
+      run('c', 'fc', 0, 10),
+      run('d', 'fc', 1, 12),
+      run('f', 'fc', 2, 11),
     ])[0];
-    expect(clear.verdict).toMatch(
-      /^vgg16: gap is best \(90\.5% best val accuracy\), 19\.5 points ahead of fc, a lead larger/,
+    expect(clear.comparison.verdict).toMatch(
+      /gap beats fc by 36\.7 points \(95% CI [\d.]+\.\.[\d.]+, adjusted p < 0\.001\)/,
     );
+    expect(reportTables(clear).pairs.rows[0]).toEqual([
+      'gap − fc',
+      '3',
+      '36.7',
+      expect.stringMatching(/\.\./),
+      '22 / 0',
+      '< 0.001',
+      'gap beats fc',
+    ]);
     const noisy = buildReport([
-      run('a', 'gap', 0, 0.9),
-      run('b', 'gap', 1, 0.7),
-      run('c', 'fc', 0, 0.79),
-      run('d', 'fc', 1, 0.79),
+      run('a', 'gap', 0, 18),
+      run('b', 'gap', 1, 10),
+      run('c', 'fc', 0, 12),
+      run('d', 'fc', 1, 14),
     ])[0];
-    expect(noisy.verdict).toMatch(/within the seed-to-seed spread/);
-    const single = buildReport([run('a', 'gap', 0, 0.9), run('c', 'fc', 0, 0.7)])[0];
-    expect(single.verdict).toMatch(/one seed only/);
-    expect(verdict('x', [])).toBe('x: no validation accuracy reported yet.');
+    expect(noisy.comparison.verdict).toContain('inconclusive — the interval includes 0');
+    const single = buildReport([run('a', 'gap', 0, 18), run('c', 'fc', 0, 14)])[0];
+    expect(single.comparison.verdict).toContain('With one seed per head there is no interval over seeds.');
   });
 
   it('one section per backbone', () => {
-    const other = run('z', 'gap', 0, 0.5);
+    const other = run('z', 'gap', 0, 10);
     other.config = { ...other.config, backbone: 'smallcnn' };
-    expect(buildReport([run('a', 'gap', 0, 0.9), other]).map((s) => s.title)).toEqual(['vgg16', 'smallcnn']);
+    expect(buildReport([run('a', 'gap', 0, 18), other]).map((s) => s.title)).toEqual(['vgg16', 'smallcnn']);
   });
 
-  it('exports CSV (long format, differing config columns, quoting) and Markdown', () => {
+  it('exports CSV (long format, differing config columns, quoting) and Markdown with the same tables', () => {
     expect(csvCell('a,"b"')).toBe('"a,""b"""');
-    const csv = seriesCsv([run('a', 'gap', 0, 0.9), run('c', 'fc', 0, 0.7)])
+    const csv = seriesCsv([run('a', 'gap', 0, 18), run('c', 'fc', 0, 14)])
       .trim()
       .split('\n');
     expect(csv[0]).toBe('run,head,metric,step,epoch,value,time');
-    expect(csv).toHaveLength(1 + 2 * 5);
-    expect(csv[1]).toBe(`a,gap,accuracy,1,1,0.5,${new Date(1).toISOString()}`);
-    const md = reportMarkdown('My sweep', [run('a', 'gap', 0, 0.9), run('c', 'fc', 0, 0.7)]);
+    expect(csv).toHaveLength(1 + 2 * 2);
+    const md = reportMarkdown('My sweep', [run('a', 'gap', 0, 18), run('c', 'fc', 0, 14)]);
     expect(md).toContain('# My sweep');
     expect(md).toContain('## vgg16');
-    expect(md).toContain('| gap | 10 / 20.00M | 90.0 | 2.0 | 10.0 | – |');
-    expect(md).toContain('**Verdict:** vgg16: gap is best');
+    expect(md).toContain('| gap | 1 | 90.0 | – |');
+    expect(md).toContain('| gap | 10 / 20.00M | 2.0 | 60.0 | 85.0 | 10.0 | exact |');
+    expect(md).toContain('**Verdict:** Highest mean test accuracy at the selected epoch: gap (90.0%).');
   });
 });

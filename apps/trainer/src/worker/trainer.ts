@@ -488,7 +488,8 @@ class RunTask {
             input: {
               backend: r.backend,
               params: r.params,
-              summary: r.summary as unknown as Record<string, unknown>,
+              // Provenance travels in the summary (split, weights hash, machine path) so the API keeps it as is.
+              summary: { ...r.summary, provenance: r.provenance } as unknown as Record<string, unknown>,
               timings: { seconds: r.timings.seconds, featureSeconds: r.timings.featureSeconds },
             },
           });

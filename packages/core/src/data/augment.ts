@@ -34,7 +34,7 @@ export function drawAffine(a: AugmentOptions, size: ImageSize, rng: Rng): Affine
 /**
  * Apply flip, rotation about the centre and a shift to one RGB HWC image.
  * Pixels that come from outside the image are filled: `nearest` repeats the edge (Keras' default),
- * `constant` uses `fillValue` (used by the translation-robustness test, which shifts in black).
+ * `constant` uses `fillValue`. (The translation-robustness test does not warp: it crops, see shift.ts.)
  */
 export function warpImage(
   src: Float32Array,

@@ -3,7 +3,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, join, relative, resolve } from 'node:path';
 import { HeadbenchInputError } from '../errors.js';
 import { decodeImage, probeImage, type ResizeKernel } from './decode.js';
-import type { ImageDataset, ImageSize, SkippedFile, Split } from './types.js';
+import type { ImageDataset, ImageSize, PredefinedSplit, SkippedFile } from './types.js';
 
 export interface DirectoryOptions {
   /** Fix the label order (as Keras `flow_from_directory(classes=...)`); default: sorted folder names. */
@@ -109,7 +109,7 @@ export async function openDirectoryDataset(
   hash.update(`classes:${classes.join('\u0000')}\n`);
   for (const f of files) hash.update(`${f.rel}\u0000${f.digest}\n`);
 
-  let predefinedSplit: Split | undefined;
+  let predefinedSplit: PredefinedSplit | undefined;
   if (hasSplitTrees) {
     predefinedSplit = { train: [], test: [] };
     for (const [i, f] of files.entries()) predefinedSplit[f.part as 'train' | 'test'].push(i);

@@ -6,5 +6,6 @@ export * from './idx.js';
 export * from './loader.js';
 export * from './open.js';
 export * from './preprocess.js';
+export * from './shift.js';
 export * from './split.js';
 export * from './types.js';

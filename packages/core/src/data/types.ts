@@ -30,12 +30,20 @@ export interface ImageDataset {
   /** sha256 over the file list and bytes: caches and run records key on it. */
   readonly contentHash: string;
   /** Predefined split (from `train/` and `test/` subtrees or IDX file pairs), if any. */
-  readonly predefinedSplit?: Split;
+  readonly predefinedSplit?: PredefinedSplit;
   /** Decode sample `index`, resized, as RGB HWC float32 in [0, 255]. */
   read(index: number, size: ImageSize): Promise<Float32Array>;
 }
 
+/** Dataset indices of each set: train fits the weights, val picks the epoch, test is read once training ends. */
 export interface Split {
+  train: number[];
+  val: number[];
+  test: number[];
+}
+
+/** A dataset's own train/test split (folders or IDX pairs); validation is carved from its train part. */
+export interface PredefinedSplit {
   train: number[];
   test: number[];
 }

@@ -1,3 +1,4 @@
+import { camFidelity } from '@headbench/spec';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { HEAD_NAMES, HEAD_POOLING, type HeadName } from '../config.js';
 import { StepDropout } from './dropout.js';
@@ -16,6 +17,7 @@ export interface HeadOptions {
  * A classification head over a backbone's feature map (`featureShape` = [H, W, C]):
  * - `fc`: Flatten → Dense(hidden, relu) → [Dropout] → Dense(classes, softmax)
  * - `gap | gmp | avgmax | catavgmax | gem`: pooling → [Dropout] → Dense(classes, softmax)
+ * - `nin`: [Dropout] → Conv 1×1 (classes maps, `predictions`) → GAP → softmax: C·(c + 1) parameters, no Dense
  * Layer names are fixed (`pool`, `fc1`, `dropout`, `predictions`) so weights load by name.
  */
 export function buildHead(
@@ -33,6 +35,7 @@ export function buildHead(
   const dropout = options.dropout ?? 0;
   const init = (k: number) => tfl.initializers.glorotUniform({ seed: seed * 7919 + k });
   const input = tfl.input({ shape: featureShape, name: 'features' });
+  if (head === 'nin') return ninHead(input, classes, dropout, seed, init(2));
   let x = poolingLayer(HEAD_POOLING[head]).apply(input) as tfl.SymbolicTensor;
   if (head === 'fc') {
     const hidden = options.hidden ?? 512;
@@ -48,9 +51,29 @@ export function buildHead(
   return tfl.model({ inputs: input, outputs: out, name: `head_${head}` });
 }
 
+function ninHead(
+  input: tfl.SymbolicTensor,
+  classes: number,
+  dropout: number,
+  seed: number,
+  kernelInitializer: ReturnType<typeof tfl.initializers.glorotUniform>,
+): tfl.LayersModel {
+  let x = input;
+  if (dropout > 0)
+    x = new StepDropout({ rate: dropout, name: 'dropout', seed }).apply(x) as tfl.SymbolicTensor;
+  x = tfl.layers
+    .conv2d({ filters: classes, kernelSize: 1, name: 'predictions', kernelInitializer })
+    .apply(x) as tfl.SymbolicTensor;
+  x = poolingLayer('avg').apply(x) as tfl.SymbolicTensor;
+  const out = tfl.layers
+    .activation({ activation: 'softmax', name: 'softmax' })
+    .apply(x) as tfl.SymbolicTensor;
+  return tfl.model({ inputs: input, outputs: out, name: 'head_nin' });
+}
+
 /** Whether the head's pooling feeds the classifier directly, so class activation maps are defined. */
 export function headHasCam(head: HeadName): boolean {
-  return head !== 'fc';
+  return camFidelity(head) !== 'none';
 }
 
 /** Number of scalars in a list of layer weights. */

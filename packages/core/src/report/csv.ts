@@ -29,3 +29,37 @@ export function metricsCsv(results: readonly RunResult[]): string {
   }
   return `${lines.join('\n')}\n`;
 }
+
+const SUMMARY_COLUMNS = [
+  'selected_epoch',
+  'val_accuracy',
+  'test_accuracy',
+  'test_loss',
+  'last_epoch',
+  'test_accuracy_last',
+  'train_accuracy',
+  'gap',
+] as const;
+
+/**
+ * One row per finished run: its split (seed, hash) and what it measured at the validation-selected epoch and
+ * the last — the numbers the report's tables are computed from.
+ */
+export function summaryCsv(results: readonly RunResult[]): string {
+  const header = ['run_id', ...FIXED_KEYS, 'split_seed', 'split_hash', ...SUMMARY_COLUMNS];
+  const lines = [header.join(',')];
+  for (const r of results) {
+    if (!r.summary || r.status !== 'succeeded') continue;
+    const s = r.summary;
+    lines.push(
+      csvRow([
+        r.id,
+        ...FIXED_KEYS.map((k) => r.config[k]),
+        r.provenance?.split.seed,
+        s.split_hash,
+        ...SUMMARY_COLUMNS.map((k) => s[k]),
+      ]),
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}

@@ -2,10 +2,11 @@
 // Only distinctive names are exported, so `export *` from the package index cannot collide.
 
 export { type CamGridResult, type CamRow, writeCamGrid } from './cam.js';
-export { metricsCsv } from './csv.js';
+export { metricsCsv, summaryCsv } from './csv.js';
 export {
   type CurveName,
   type CurveStats,
+  compareGroups,
   type EpochMetricName,
   groupRuns,
   type RunGroup,
@@ -13,4 +14,4 @@ export {
   type ShiftStat,
 } from './stats.js';
 export { heatmapSvg, type LineChartSpec, type LineSeries, lineChartSvg } from './svg.js';
-export { type ReportSection, reportVerdict, writeReport } from './write.js';
+export { type ReportSection, writeReport } from './write.js';

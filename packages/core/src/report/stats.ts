@@ -1,18 +1,22 @@
-import { canonicalJson } from '@headbench/spec';
+import {
+  canonicalJson,
+  compareHeads,
+  type HeadComparison,
+  type MeanInterval,
+  mean,
+  meanInterval,
+  sampleStd,
+} from '@headbench/spec';
 import type { RunConfig } from '../config.js';
 import type { EpochMetrics, ParamCounts, RunResult } from '../results.js';
 
 export { canonicalJson };
 
-/** Mean and spread of one quantity over the seeds of a group. */
-export interface SeedStat {
+/** One quantity over the seeds of a group: mean, sample std and 95% t-interval (spec's statistics). */
+export type SeedStat = MeanInterval & {
   /** One value per run (seed), in the group's run order. */
   values: number[];
-  mean: number;
-  /** Sample standard deviation (n − 1); 0 with a single value. */
-  std: number;
-  n: number;
-}
+};
 
 /** A per-epoch curve averaged over seeds; `n[i]` runs reached `epoch[i]`. */
 export interface CurveStats {
@@ -36,11 +40,13 @@ export type EpochMetricName = (typeof EPOCH_METRICS)[number];
 /** Per-epoch curves: the logged metrics plus `gap` = train accuracy − val accuracy. */
 export type CurveName = EpochMetricName | 'gap';
 
-export interface ShiftStat extends SeedStat {
+export type ShiftStat = SeedStat & {
   fraction: number;
   /** Pixels of the first run that measured this fraction (runs of one group share the input size). */
   pixels: number;
-}
+  /** Share of shifted predictions equal to the unshifted crop's, over the same runs. */
+  consistency: SeedStat;
+};
 
 /** Runs that differ only by seed (or by the fields outside the grouping key). */
 export interface RunGroup {
@@ -55,39 +61,24 @@ export interface RunGroup {
   runs: RunResult[];
   seeds: number[];
   curves: Record<CurveName, CurveStats>;
-  /** Best val accuracy per run (from the summary, else from the epochs). */
-  bestValAccuracy: SeedStat;
-  /** 1-based epoch of the best val accuracy per run. */
-  bestEpoch: SeedStat;
-  /** Train − val accuracy at the last epoch per run. */
-  finalGap: SeedStat;
-  /** Test accuracy per run that has a summary. */
+  /** Epoch validation selected, per finished run. */
+  selectedEpoch: SeedStat;
+  /** Validation accuracy at the selected epoch. */
+  valAccuracy: SeedStat;
+  /** Test accuracy at the selected epoch, per finished run: what the tables and verdicts report. */
   testAccuracy: SeedStat;
+  /** Test accuracy at the last epoch. */
+  testAccuracyLast: SeedStat;
+  /** Training-sample accuracy (inference mode) minus test accuracy, at the selected epoch. */
+  gap: SeedStat;
   /** Test accuracy per input shift, ascending by fraction, over the runs that measured it. */
   shifted: ShiftStat[];
   /** Parameter counts of the first run (identical across seeds of one architecture). */
   params: ParamCounts;
 }
 
-export function mean(xs: readonly number[]): number {
-  if (xs.length === 0) return Number.NaN;
-  let s = 0;
-  for (const x of xs) s += x;
-  return s / xs.length;
-}
-
-/** Sample standard deviation (Bessel-corrected, as seed spreads are usually reported); 0 for n < 2. */
-export function std(xs: readonly number[]): number {
-  if (xs.length === 0) return Number.NaN;
-  if (xs.length < 2) return 0;
-  const m = mean(xs);
-  let s = 0;
-  for (const x of xs) s += (x - m) ** 2;
-  return Math.sqrt(s / (xs.length - 1));
-}
-
 export function stat(values: number[]): SeedStat {
-  return { values, mean: mean(values), std: std(values), n: values.length };
+  return { values, ...meanInterval(values) };
 }
 
 /** Every config key used by any run, in first-seen order. */
@@ -117,42 +108,29 @@ function curve(runs: readonly RunResult[], pick: (e: EpochMetrics) => number): C
   return {
     epoch: epochs,
     mean: epochs.map((e) => mean(byEpoch.get(e)!)),
-    std: epochs.map((e) => std(byEpoch.get(e)!)),
+    std: epochs.map((e) => sampleStd(byEpoch.get(e)!)),
     n: epochs.map((e) => byEpoch.get(e)!.length),
   };
 }
 
-/** Best val accuracy and its 1-based epoch: the summary's when present, else the first maximum in the log. */
-function best(run: RunResult): { acc: number; epoch: number } | undefined {
-  if (run.summary) return { acc: run.summary.best_val_accuracy, epoch: run.summary.best_epoch };
-  let found: { acc: number; epoch: number } | undefined;
-  for (const e of run.epochs) {
-    if (Number.isFinite(e.val_accuracy) && (!found || e.val_accuracy > found.acc))
-      found = { acc: e.val_accuracy, epoch: e.epoch };
-  }
-  return found;
-}
-
-function finalGap(run: RunResult): number | undefined {
-  if (run.summary) return run.summary.final_gap;
-  const last = run.epochs.at(-1);
-  return last ? last.accuracy - last.val_accuracy : undefined;
-}
-
 function shiftStats(runs: readonly RunResult[]): ShiftStat[] {
-  const byFraction = new Map<string, { fraction: number; pixels: number; values: number[] }>();
+  const byFraction = new Map<
+    string,
+    { fraction: number; pixels: number; values: number[]; same: number[] }
+  >();
   for (const r of runs) {
     for (const s of r.summary?.shifted ?? []) {
       // Fractions like 1/16 come from float arithmetic; match them up to rounding.
       const k = s.fraction.toFixed(9);
-      const entry = byFraction.get(k);
-      if (entry) entry.values.push(s.accuracy);
-      else byFraction.set(k, { fraction: s.fraction, pixels: s.pixels, values: [s.accuracy] });
+      const entry = byFraction.get(k) ?? { fraction: s.fraction, pixels: s.pixels, values: [], same: [] };
+      entry.values.push(s.accuracy);
+      entry.same.push(s.consistency);
+      byFraction.set(k, entry);
     }
   }
   return [...byFraction.values()]
     .sort((a, b) => a.fraction - b.fraction)
-    .map((e) => ({ ...stat(e.values), fraction: e.fraction, pixels: e.pixels }));
+    .map((e) => ({ ...stat(e.values), fraction: e.fraction, pixels: e.pixels, consistency: stat(e.same) }));
 }
 
 function labelPart(key: keyof RunConfig, group: { runs: RunResult[]; values: Partial<RunConfig> }): string {
@@ -204,8 +182,7 @@ export function groupRuns(results: RunResult[], by?: (keyof RunConfig)[]): RunGr
   const labelKeys = order.filter((k) => differing.has(k) || k === 'head');
 
   return raw.map((g) => {
-    const bests = g.runs.map(best);
-    const gaps = g.runs.map(finalGap);
+    const done = g.runs.flatMap((r) => (r.summary ? [r.summary] : []));
     const parts = labelKeys.map((k) => labelPart(k, g));
     return {
       key: g.key,
@@ -224,12 +201,32 @@ export function groupRuns(results: RunResult[], by?: (keyof RunConfig)[]): RunGr
         time_s: curve(g.runs, (e) => e.time_s),
         gap: curve(g.runs, (e) => e.accuracy - e.val_accuracy),
       },
-      bestValAccuracy: stat(bests.filter((b) => b !== undefined).map((b) => b.acc)),
-      bestEpoch: stat(bests.filter((b) => b !== undefined).map((b) => b.epoch)),
-      finalGap: stat(gaps.filter((x): x is number => x !== undefined)),
-      testAccuracy: stat(g.runs.filter((r) => r.summary).map((r) => r.summary!.test_accuracy)),
+      selectedEpoch: stat(done.map((s) => s.selected_epoch)),
+      valAccuracy: stat(done.map((s) => s.val_accuracy)),
+      testAccuracy: stat(done.map((s) => s.test_accuracy)),
+      testAccuracyLast: stat(done.map((s) => s.test_accuracy_last)),
+      gap: stat(done.map((s) => s.gap)),
       shifted: shiftStats(g.runs),
       params: g.runs[0].params,
     };
   });
+}
+
+/**
+ * The verdict statistics of a section's groups (spec's compareHeads): runs still training (no summary) are
+ * left out and counted.
+ */
+export function compareGroups(groups: readonly RunGroup[]): HeadComparison {
+  return compareHeads(
+    groups.map((g) => ({
+      label: g.label,
+      runs: g.runs.map((r) => ({
+        seed: r.config.seed,
+        testAccuracy: r.summary?.test_accuracy,
+        testCorrect: r.summary?.test_correct,
+        testCount: r.summary?.test_count,
+        splitHash: r.summary?.split_hash,
+      })),
+    })),
+  );
 }

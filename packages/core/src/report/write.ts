@@ -1,11 +1,12 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { camFidelity, camLabel, comparisonTables } from '@headbench/spec';
 import sharp from 'sharp';
 import { HEAD_NAMES } from '../config.js';
 import type { RunResult } from '../results.js';
 import { writeCamGrid } from './cam.js';
-import { metricsCsv } from './csv.js';
-import { type CurveStats, groupRuns, type RunGroup, type SeedStat } from './stats.js';
+import { metricsCsv, summaryCsv } from './csv.js';
+import { type CurveStats, compareGroups, groupRuns, type RunGroup, type SeedStat } from './stats.js';
 import { headColor, headDash } from './style.js';
 import { heatmapSvg, type LineSeries, lineChartSvg } from './svg.js';
 
@@ -36,6 +37,8 @@ export function formatPercent(s: SeedStat): string {
   const m = (100 * s.mean).toFixed(1);
   return s.n > 1 ? `${m} ± ${(100 * s.std).toFixed(1)}` : m;
 }
+
+const capitalise = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
 
 function slug(s: string): string {
   return s.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^-+|-+$/g, '') || 'x';
@@ -106,27 +109,46 @@ async function png(svg: string, file: string): Promise<void> {
   await sharp(Buffer.from(svg)).png().toFile(file);
 }
 
-/** Verdict sentence from best val accuracy: the leader, and whether its lead beats the seed spread. */
-export function reportVerdict(groups: RunGroup[]): string {
-  const ranked = groups
-    .filter((g) => g.bestValAccuracy.n > 0)
-    .sort((a, b) => b.bestValAccuracy.mean - a.bestValAccuracy.mean);
-  if (ranked.length === 0) return '**Verdict:** no run has a validation accuracy yet.';
-  const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
-  const [a, b] = ranked;
-  if (!b)
-    return `**Verdict:** only one head was run (${a.label}, best val accuracy ${pct(a.bestValAccuracy.mean)}); nothing to compare.`;
-  const lead = a.bestValAccuracy.mean - b.bestValAccuracy.mean;
-  const spread = Math.max(a.bestValAccuracy.std, b.bestValAccuracy.std);
-  const head = `**Verdict:** **${a.label}** has the best mean best-val-accuracy (${pct(a.bestValAccuracy.mean)}), ${(100 * lead).toFixed(1)} points ahead of ${b.label} (${pct(b.bestValAccuracy.mean)})`;
-  if (Math.min(a.bestValAccuracy.n, b.bestValAccuracy.n) < 2)
-    return `${head} — within seed noise: with a single seed the seed-to-seed spread is unknown.`;
-  if (lead > spread)
-    return `${head}, a lead larger than the seed-to-seed spread (largest std ${(100 * spread).toFixed(1)} points).`;
-  return `${head} — within seed noise (largest std ${(100 * spread).toFixed(1)} points).`;
+function mdTable(header: string[], rows: string[][], numericFrom = 1): string[] {
+  const cell = (c: string) => c.replace(/\|/g, '\\|');
+  return [
+    `| ${header.map(cell).join(' | ')} |`,
+    `|${header.map((_, i) => (i < numericFrom ? ' --- ' : ' ---: ')).join('|')}|`,
+    ...rows.map((r) => `| ${r.map(cell).join(' | ')} |`),
+  ];
 }
 
-function table(groups: RunGroup[]): string[] {
+/** Mean with its 95% interval in percent: "45.2 (41.0..49.4)"; just the mean for one seed. */
+function withInterval(s: SeedStat, scale = 100): string {
+  if (s.n === 0) return '–';
+  const m = (scale * s.mean).toFixed(1);
+  return Number.isFinite(s.lo) ? `${m} (${(scale * s.lo).toFixed(1)}..${(scale * s.hi).toFixed(1)})` : m;
+}
+
+/** Per head: parameters, the selected epoch, validation and last-epoch test accuracy, the generalisation gap. */
+function detailsTable(groups: RunGroup[]): string[] {
+  return mdTable(
+    [
+      'head',
+      'params (head / trainable / total)',
+      'selected epoch (mean)',
+      'val acc @ selected (%)',
+      'test acc @ last epoch (%)',
+      'train (inference) − test gap (points)',
+    ],
+    groups.map((g) => [
+      g.label,
+      `${formatCount(g.params.head)} / ${formatCount(g.params.trainable)} / ${formatCount(g.params.total)}`,
+      g.selectedEpoch.n > 0 ? g.selectedEpoch.mean.toFixed(1) : '–',
+      withInterval(g.valAccuracy),
+      withInterval(g.testAccuracyLast),
+      withInterval(g.gap),
+    ]),
+  );
+}
+
+/** Per head and shift: accuracy and prediction consistency with the unshifted crop (mean over seeds). */
+function robustnessTable(groups: RunGroup[]): string[] {
   const fractions = new Map<string, { fraction: number; pixels: Set<number> }>();
   for (const g of groups) {
     for (const s of g.shifted) {
@@ -136,43 +158,25 @@ function table(groups: RunGroup[]): string[] {
       fractions.set(k, e);
     }
   }
-  const shiftCols = [...fractions.entries()].sort((a, b) => a[1].fraction - b[1].fraction);
+  const cols = [...fractions.entries()].sort((a, b) => a[1].fraction - b[1].fraction);
+  if (cols.length === 0) return [];
   const header = [
     'head',
-    'params (head / trainable / total)',
-    'best val acc (%)',
-    'epoch of best (mean)',
-    'final train−val gap (%)',
+    ...cols.map(([, e]) => {
+      const px = e.pixels.size === 1 ? ` (${[...e.pixels][0]} px)` : '';
+      return `${fractionLabel(e.fraction)} width${px}: acc / consistent (%)`;
+    }),
   ];
-  if (shiftCols.length === 0) header.push('test acc (%)');
-  for (const [, e] of shiftCols) {
-    header.push(
-      e.pixels.size === 1
-        ? `test acc @ ${[...e.pixels][0]} px shift (%)`
-        : `test acc @ ${fractionLabel(e.fraction)} width shift (%)`,
-    );
-  }
-  const lines = [
-    `| ${header.join(' | ')} |`,
-    `|${header.map((_, i) => (i === 0 ? ' --- ' : ' ---: ')).join('|')}|`,
-  ];
-  for (const g of groups) {
-    const p = g.params;
-    const cells = [
+  return mdTable(
+    header,
+    groups.map((g) => [
       g.label,
-      `${formatCount(p.head)} / ${formatCount(p.trainable)} / ${formatCount(p.total)}`,
-      formatPercent(g.bestValAccuracy),
-      g.bestEpoch.n > 0 ? g.bestEpoch.mean.toFixed(1) : '–',
-      formatPercent(g.finalGap),
-    ];
-    if (shiftCols.length === 0) cells.push(formatPercent(g.testAccuracy));
-    for (const [k] of shiftCols) {
-      const s = g.shifted.find((x) => x.fraction.toFixed(9) === k);
-      cells.push(s ? formatPercent(s) : '–');
-    }
-    lines.push(`| ${cells.map((c) => c.replace(/\|/g, '\\|')).join(' | ')} |`);
-  }
-  return lines;
+      ...cols.map(([k]) => {
+        const s = g.shifted.find((x) => x.fraction.toFixed(9) === k);
+        return s ? `${formatPercent(s)} / ${formatPercent(s.consistency)}` : '–';
+      }),
+    ]),
+  );
 }
 
 /**
@@ -191,6 +195,7 @@ export async function writeReport(results: RunResult[], outDir: string): Promise
 
   await put('results.json', `${JSON.stringify(results, null, 2)}\n`);
   await put('metrics.csv', metricsCsv(results));
+  await put('summary.csv', summaryCsv(results));
 
   const live = results.filter((r) => r.status !== 'failed');
   const failed = results.filter((r) => r.status === 'failed');
@@ -289,7 +294,7 @@ async function renderSection(s: ReportSection, root: string, files: string[]): P
       lineChartSvg({
         title: `${s.backbone}: test accuracy under input shift`,
         subtitle: sub,
-        xLabel: 'input shifted right by (px)',
+        xLabel: 'content shifted by (px; offset crops, mean of 4 directions)',
         yLabel: 'test accuracy (%)',
         markers: true,
         series: seriesOf(
@@ -333,12 +338,15 @@ async function renderSection(s: ReportSection, root: string, files: string[]): P
       const rel = `figures/${s.prefix}_${name}_cam.png`;
       const made = await writeCamGrid(
         camRows,
-        `${s.backbone} ${g.label}: class activation maps`,
+        `${s.backbone} ${g.label}: ${camFidelity(g.config.head) === 'approximate' ? 'approximate ' : ''}class activation maps`,
         path.join(root, rel),
       );
       if (made) {
         files.push(path.join(root, rel));
-        s.figures.push({ file: rel, caption: `Class activation maps, ${g.label} (one row per seed)` });
+        s.figures.push({
+          file: rel,
+          caption: `${capitalise(camLabel(g.config.head))}, ${g.label} (one row per seed)`,
+        });
       }
     }
   }
@@ -353,21 +361,37 @@ function markdown(results: RunResult[], sections: ReportSection[], failed: RunRe
     if (r.dataset && !datasets.has(r.config.dataset)) datasets.set(r.config.dataset, r.dataset);
   const dsText = [...datasets.entries()].map(
     ([uri, d]) =>
-      `${d.name} (${d.classes.length} classes, ${d.train} train / ${d.test} test images; \`${uri}\`)`,
+      `${d.name} (${d.classes.length} classes, ${d.train} train / ${d.val ?? 0} val / ${d.test} test images; \`${uri}\`)`,
   );
   const backends = [...new Set(results.map((r) => r.backend).filter(Boolean))];
   const count = (st: RunResult['status']) => results.filter((r) => r.status === st).length;
   lines.push(`- **Dataset${dsText.length === 1 ? '' : 's'}:** ${dsText.join('; ') || '–'}`);
   lines.push(`- **Backend${backends.length === 1 ? '' : 's'}:** ${backends.join(', ') || '–'}`);
   lines.push(
-    `- **Runs:** ${results.length} (${count('succeeded')} succeeded, ${count('failed')} failed, ${count('running')} still running)`,
+    `- **Runs:** ${results.length} (${count('succeeded')} succeeded, ${count('failed')} failed, ${count('running')} still running and left out of the statistics)`,
   );
+  const splits = [
+    ...new Set(
+      results.flatMap((r) =>
+        r.provenance ? [`seed ${r.provenance.split.seed} (${r.provenance.split.hash})`] : [],
+      ),
+    ),
+  ];
+  if (splits.length > 0)
+    lines.push(
+      `- **Split${splits.length === 1 ? '' : 's'}:** ${splits.length > 4 ? `${splits.length} repeated splits, one per seed` : splits.join(', ')}`,
+    );
+  const prov = results.find((r) => r.provenance)?.provenance;
+  if (prov)
+    lines.push(
+      `- **Machine path:** ${prov.backend}, ${prov.threads} thread${prov.threads === 1 ? '' : 's'}${prov.simd !== undefined ? `, SIMD ${prov.simd ? 'on' : 'off'}, FMA ${prov.fma ? 'on' : 'off'}` : ''}; Node ${prov.node}, tfjs ${prov.tfjs}; feature cache ${prov.featureCache}`,
+    );
   lines.push(
-    '- Accuracies are means ± sample standard deviation over seeds; "best val acc" is each run\'s best epoch.',
+    "- Three sets: validation picks each run's epoch (and drives early stopping); the test set is read only after training, at that epoch and at the last. Tables give means over seeds with 95% t-intervals (lo..hi).",
     '',
   );
   lines.push(
-    'Data: [`metrics.csv`](metrics.csv) (one row per run × epoch), [`results.json`](results.json).',
+    'Data: [`summary.csv`](summary.csv) (one row per finished run: split, selected epoch, test accuracy there and at the last epoch, gap), [`metrics.csv`](metrics.csv) (one row per run × epoch), [`results.json`](results.json).',
     '',
   );
 
@@ -375,8 +399,32 @@ function markdown(results: RunResult[], sections: ReportSection[], failed: RunRe
     lines.push(`## ${s.title}`, '');
     const seedList = s.groups.map((g) => `${g.label}: ${g.seeds.join(', ')}`).join('; ');
     lines.push(`Seeds — ${seedList}.`, '');
-    lines.push(...table(s.groups), '');
-    lines.push(reportVerdict(s.groups), '');
+    const comparison = compareGroups(s.groups);
+    const t = comparisonTables(comparison);
+    lines.push('### Test accuracy at the validation-selected epoch', '');
+    lines.push(...mdTable(t.heads.header, t.heads.rows), '');
+    if (t.pairs.rows.length > 0) {
+      lines.push(
+        '### Pairs of heads',
+        '',
+        'Difference A − B paired by seed, with its 95% t-interval; per-image exact McNemar test on the shared test images, pooled over seeds, Holm-adjusted across the pairs.',
+        '',
+      );
+      lines.push(...mdTable(t.pairs.header, t.pairs.rows), '');
+    }
+    lines.push(`**Verdict:** ${comparison.verdict}`, '');
+    lines.push('### Details', '', ...detailsTable(s.groups), '');
+    const robustness = robustnessTable(s.groups);
+    if (robustness.length > 0) {
+      lines.push(
+        '### Robustness to shifts',
+        '',
+        "Offset crops of the test image resized larger (content moved right, left, down and up; accuracy averaged over the four), and the share of predictions equal to the unshifted crop's.",
+        '',
+        ...robustness,
+        '',
+      );
+    }
     for (const f of s.figures) lines.push(`![${f.caption}](${f.file})`, '');
   }
 

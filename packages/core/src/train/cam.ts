@@ -1,9 +1,30 @@
+import type * as tfl from '@tensorflow/tfjs-layers';
 import sharp from 'sharp';
+import type { HeadName } from '../config.js';
+
+/** What a head's class activation map is computed from. */
+export interface CamWeights {
+  /** Classifier kernel as [inputs, classes] (a 1×1 conv's [1, 1, c, C] read as [c, C]). */
+  kernel: Float32Array;
+  kernelShape: [number, number];
+  /** GeM's exponent: its map is drawn on f^p, the quantity GeM averages. */
+  power?: number;
+}
+
+/** Read the classifier weights (and GeM's p) of a head built by `buildHead`. */
+export async function camWeights(head: tfl.LayersModel, name: HeadName): Promise<CamWeights> {
+  const [kernelT] = head.getLayer('predictions').getWeights();
+  const kernel = (await kernelT.data()) as Float32Array;
+  const classes = kernelT.shape[kernelT.shape.length - 1];
+  const out: CamWeights = { kernel, kernelShape: [kernel.length / classes, classes] };
+  if (name === 'gem') out.power = ((await head.getLayer('pool').getWeights()[0].data()) as Float32Array)[0];
+  return out; // the tensors read are the live variables: not ours to dispose
+}
 
 /**
  * Class activation maps (Zhou et al. 2016): for a head whose pooling feeds the classifier directly,
- * M_c(x, y) = Σ_k w_kc · f_k(x, y). For `catavgmax` the classifier sees each channel twice, so the two
- * weight halves are summed.
+ * M_c(x, y) = Σ_k w_kc · f_k(x, y) (f^p for GeM). For `catavgmax` the classifier sees each channel twice, so
+ * the two weight halves are summed. For gap and nin the class logit is the map's mean plus the bias.
  */
 export function classActivationMap(
   features: Float32Array,
@@ -11,6 +32,7 @@ export function classActivationMap(
   kernel: Float32Array,
   kernelShape: [number, number],
   classIndex: number,
+  power?: number,
 ): Float32Array {
   const [h, w, c] = shape;
   const [rows, classes] = kernelShape;
@@ -23,7 +45,11 @@ export function classActivationMap(
   const cam = new Float32Array(h * w);
   for (let p = 0; p < h * w; p++) {
     let s = 0;
-    for (let k = 0; k < c; k++) s += weights[k] * features[p * c + k];
+    for (let k = 0; k < c; k++) {
+      const f = features[p * c + k];
+      // GeM clamps at 1e-6 before the power, as its pooling does.
+      s += weights[k] * (power === undefined ? f : Math.max(f, 1e-6) ** power);
+    }
     cam[p] = s;
   }
   return cam;

@@ -12,13 +12,17 @@ export interface CheckpointState {
   /** Optimizer iterations done (drives the Keras-style decay). */
   step: number;
   history: EpochMetrics[];
-  /** Best monitored value and epochs since it improved (early stopping). */
+  /** Best monitored value, the epoch validation selected (its weights are kept), epochs since it improved. */
   best: { value: number; epoch: number; wait: number };
+  /** sha256 of the backbone weights as loaded: a replaced weights file never resumes an old checkpoint. */
+  weightsHash?: string;
   /** Seconds of training before this checkpoint (wall time continues across resumes). */
   elapsed: number;
   /** Names of the model and optimizer tensors, in the order stored. */
   modelWeights: number;
   optimizerWeights: number;
+  /** Tensors of the selected epoch's weights stored (0 when the selected epoch is this checkpoint's epoch). */
+  selectedWeights?: number;
 }
 
 const STATE = 'state.json';
@@ -31,13 +35,15 @@ const SPECS = 'specs.json';
  */
 export async function saveCheckpoint(
   dir: string,
-  state: Omit<CheckpointState, 'modelWeights' | 'optimizerWeights'>,
+  state: Omit<CheckpointState, 'modelWeights' | 'optimizerWeights' | 'selectedWeights'>,
   modelWeights: tf.Tensor[],
   optimizer: tf.Optimizer,
+  selectedWeights: tf.Tensor[] = [],
 ): Promise<void> {
   const optWeights = await optimizer.getWeights();
   const named: Array<{ name: string; tensor: tf.Tensor }> = [
     ...modelWeights.map((tensor, i) => ({ name: `model/${i}`, tensor })),
+    ...selectedWeights.map((tensor, i) => ({ name: `selected/${i}`, tensor })),
     ...optWeights.map((w, i) => ({ name: `opt/${i}/${w.name}`, tensor: w.tensor })),
   ];
   const { data, specs } = await tf.io.encodeWeights(named);
@@ -52,6 +58,7 @@ export async function saveCheckpoint(
     ...state,
     modelWeights: modelWeights.length,
     optimizerWeights: optWeights.length,
+    selectedWeights: selectedWeights.length,
   };
   await writeFile(join(tmp, STATE), JSON.stringify(full));
   await rm(dir, { recursive: true, force: true });
@@ -63,12 +70,15 @@ export async function readCheckpointState(dir: string): Promise<CheckpointState 
   return raw ? (JSON.parse(raw) as CheckpointState) : undefined;
 }
 
-/** Restore model weights (positionally, the build order is deterministic) and the optimizer's slots. */
+/**
+ * Restore model weights (positionally, the build order is deterministic) and the optimizer's slots. Returns the
+ * state and the selected epoch's weights when stored apart (the caller owns those tensors).
+ */
 export async function loadCheckpoint(
   dir: string,
   modelVariables: Array<{ write(v: tf.Tensor): void; shape: Array<number | null> }>,
   optimizer: tf.Optimizer,
-): Promise<CheckpointState> {
+): Promise<CheckpointState & { selected?: tf.Tensor[] }> {
   const state = await readCheckpointState(dir);
   if (!state) throw new Error(`no checkpoint in ${dir}`);
   const specs = JSON.parse(await readFile(join(dir, SPECS), 'utf8')) as tf.io.WeightsManifestEntry[];
@@ -95,6 +105,8 @@ export async function loadCheckpoint(
     .filter((s) => s.name.startsWith('opt/'))
     .map((s) => ({ name: s.name.split('/').slice(2).join('/'), tensor: tensors[s.name] }));
   if (opt.length) await optimizer.setWeights(opt);
-  for (const t of Object.values(tensors)) t.dispose();
-  return state;
+  const count = state.selectedWeights ?? 0;
+  const selected = count > 0 ? Array.from({ length: count }, (_, i) => tensors[`selected/${i}`]) : undefined;
+  for (const [name, t] of Object.entries(tensors)) if (!name.startsWith('selected/')) t.dispose();
+  return { ...state, selected };
 }

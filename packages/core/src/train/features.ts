@@ -5,8 +5,7 @@ import { threadId } from 'node:worker_threads';
 import { fuseForInference } from '@headbench/engine';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import type { Affine } from '../data/augment.js';
-import type { ImageLoader } from '../data/loader.js';
+import type { Batch } from '../data/loader.js';
 import type { PreprocessMode } from '../data/preprocess.js';
 
 /**
@@ -19,7 +18,7 @@ export interface FeatureKey {
   datasetHash: string;
   backbone: string;
   alpha?: number;
-  /** Identity of the weights: `none:<seed>` for random init, or a content hash of the weights file. */
+  /** sha256 of the backbone's weight values as loaded (random init included): a replaced file changes it. */
   weights: string;
   size: number;
   preprocess: PreprocessMode;
@@ -76,17 +75,15 @@ export class FeatureStore {
 
   /**
    * Compute and store features for `indices` × `views` with `backbone` (inference mode), unless present.
-   * `affine(index, view)` gives the augmentation of a view (undefined = the image as is).
    */
   static async build(
     dir: string,
     backbone: tfl.LayersModel,
-    loader: ImageLoader,
     indices: readonly number[],
     options: {
-      preprocess: PreprocessMode;
       views: number;
-      affine: (index: number, view: number) => Affine | undefined;
+      /** Preprocessed images of `chunk` as view `view` (an augmentation draw, a shifted crop...). */
+      batch: (chunk: number[], view: number) => Promise<Batch>;
       batchSize?: number;
       onProgress?: (done: number, total: number) => void;
     },
@@ -110,10 +107,7 @@ export class FeatureStore {
         try {
           for (let i = 0; i < indices.length; i += batchSize) {
             const chunk = indices.slice(i, i + batchSize);
-            const batch = await loader.batch(chunk, {
-              preprocess: options.preprocess,
-              affine: (ix) => options.affine(ix, view),
-            });
+            const batch = await options.batch(chunk, view);
             if (batch.y.length > 0) {
               const feats = tf.tidy(() => graph.predict(tf.tensor4d(batch.x, batch.shape)) as tf.Tensor);
               const data = (await feats.data()) as Float32Array;

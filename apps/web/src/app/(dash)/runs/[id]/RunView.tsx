@@ -1,5 +1,5 @@
 'use client';
-import { headColor } from '@headbench/spec';
+import { camLabel, headColor } from '@headbench/spec';
 import { formatCount, formatValue, runLine } from '@headbench/ui';
 import Link from 'next/link';
 import { useMemo } from 'react';
@@ -42,10 +42,10 @@ export function RunView(props: {
   const summary = run.summary as {
     confusion?: number[][];
     per_class_accuracy?: number[];
-    shifted?: { fraction: number; pixels: number; accuracy: number }[];
+    shifted?: { fraction: number; pixels: number; accuracy: number; consistency?: number }[];
     test_accuracy?: number;
-    best_val_accuracy?: number;
-    best_epoch?: number;
+    selected_epoch?: number;
+    cam_fidelity?: 'exact' | 'approximate' | 'none';
   } | null;
   const cls = (i: number) => props.classes[i] ?? `class ${i}`;
   const cams = run.artifacts.filter((a) => a.kind === 'cam');
@@ -67,7 +67,13 @@ export function RunView(props: {
             · params {formatCount(run.params.total)} (head {formatCount(run.params.head)})
           </>
         )}
-        {summary?.test_accuracy !== undefined && <> · test accuracy {pct(summary.test_accuracy)}</>}
+        {summary?.test_accuracy !== undefined && (
+          <>
+            {' '}
+            · test accuracy {pct(summary.test_accuracy)} at epoch {summary.selected_epoch} (selected on
+            validation)
+          </>
+        )}
       </p>
       {run.error && (
         <div className="banner err" role="alert">
@@ -121,7 +127,7 @@ export function RunView(props: {
         <h2>Robustness to input shift</h2>
         {summary?.shifted?.length ? (
           <Chart
-            title="Test accuracy vs shift"
+            title="Test accuracy and consistency vs shift (offset crops, 4 directions)"
             xLabel="shift (fraction of width)"
             format={pct}
             series={[
@@ -132,6 +138,13 @@ export function RunView(props: {
                 x: summary.shifted.map((s) => s.fraction),
                 y: summary.shifted.map((s) => s.accuracy),
               },
+              {
+                label: 'same prediction as unshifted',
+                color: '#0072B2',
+                width: 2,
+                x: summary.shifted.map((s) => s.fraction),
+                y: summary.shifted.map((s) => s.consistency ?? Number.NaN),
+              },
             ]}
           />
         ) : (
@@ -140,6 +153,11 @@ export function RunView(props: {
       </section>
       <section aria-label="CAM gallery">
         <h2>Class activation maps</h2>
+        {cams.length > 0 && summary?.cam_fidelity && (
+          <p className="muted" data-testid="cam-fidelity">
+            {camLabel(String(run.config.head))}
+          </p>
+        )}
         {cams.length ? (
           <div className="gallery">
             {cams.map((a) => (

@@ -1,5 +1,5 @@
 'use client';
-import { bestOf, formatCount, formatValue, type SeriesMap } from '@headbench/ui';
+import { formatCount, formatValue, type SeriesMap, selectedOf } from '@headbench/ui';
 import Link from 'next/link';
 import { useMemo, useState } from 'react';
 import type { Run } from '../../../../lib/types';
@@ -32,7 +32,7 @@ function rowOf(run: Run, series: SeriesMap | undefined, trainers: Record<string,
     trainer: run.trainerId ? (trainers[run.trainerId] ?? run.trainerId.slice(0, 8)) : '—',
     epochsDone,
     epochs,
-    best: bestOf({ ...run, series }),
+    best: selectedOf({ ...run, series }),
     params: run.params?.total,
     imgPerS: ips,
     etaS,
@@ -149,7 +149,7 @@ export function RunsTable(props: {
               {th('status', 'status')}
               {th('trainer', 'trainer')}
               {th('progress', 'progress')}
-              {th('best', 'best val acc (epoch)', true)}
+              {th('best', 'val acc (selected epoch)', true)}
               {th('params', 'params', true)}
               {th('imgs', 'img/s', true)}
               {th('eta', 'ETA', true)}

@@ -11,7 +11,7 @@ import {
   groupLines,
   METRIC_TITLES,
   reportMarkdown,
-  reportTable,
+  reportTables,
   runLine,
   scalarKeys,
   seriesCsv,
@@ -295,6 +295,33 @@ function KeySelect(props: {
   );
 }
 
+function ReportTable({ label, table }: { label: string; table: { header: string[]; rows: string[][] } }) {
+  return (
+    <div className="table-wrap">
+      <table aria-label={label}>
+        <thead>
+          <tr>
+            {table.header.map((h) => (
+              <th key={h}>{h}</th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>
+          {table.rows.map((r) => (
+            <tr key={r[0]}>
+              {r.map((c, i) => (
+                <td key={table.header[i]} className={i ? 'num' : undefined}>
+                  {c}
+                </td>
+              ))}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
 function Report({ title, runs }: { title: string; runs: Parameters<typeof buildReport>[0] }) {
   const sections = useMemo(() => buildReport(runs), [runs]);
   return (
@@ -311,7 +338,7 @@ function Report({ title, runs }: { title: string; runs: Parameters<typeof buildR
         <p className="muted">No results yet: the report fills in as runs report metrics.</p>
       )}
       {sections.map((s) => {
-        const { header, rows } = reportTable(s);
+        const t = reportTables(s);
         const byId = new Map(runs.map((r) => [r.id, r]));
         const fig = (metric: 'val_accuracy' | 'val_loss'): ChartSeries[] =>
           s.groups.map((g) => {
@@ -331,9 +358,26 @@ function Report({ title, runs }: { title: string; runs: Parameters<typeof buildR
         return (
           <div key={s.title} data-section={s.backbone}>
             <h2>{s.title}</h2>
+            {s.pending > 0 && (
+              <p className="muted" data-testid="pending">
+                {s.pending} run{s.pending === 1 ? '' : 's'} still training, left out of the statistics.
+              </p>
+            )}
             <p className="verdict" data-testid="verdict">
-              {s.verdict}
+              {s.comparison.verdict}
             </p>
+            <h3>Test accuracy at the validation-selected epoch</h3>
+            <ReportTable label={`Heads ${s.title}`} table={t.heads} />
+            {t.pairs.rows.length > 0 && (
+              <>
+                <h3>Pairs of heads</h3>
+                <p className="muted">
+                  Difference A − B paired by seed with its 95% t-interval; per-image exact McNemar test on the
+                  shared test images, pooled over seeds, Holm-adjusted across the pairs.
+                </p>
+                <ReportTable label={`Pairs ${s.title}`} table={t.pairs} />
+              </>
+            )}
             <div className="grid2">
               <Chart
                 title={`${s.title}: validation accuracy`}
@@ -343,34 +387,15 @@ function Report({ title, runs }: { title: string; runs: Parameters<typeof buildR
               />
               <Chart title={`${s.title}: validation loss`} series={fig('val_loss')} xLabel="epoch" />
             </div>
-            <div className="table-wrap">
-              <table aria-label={`Report table ${s.title}`}>
-                <thead>
-                  <tr>
-                    {header.map((h) => (
-                      <th key={h}>{h}</th>
-                    ))}
-                  </tr>
-                </thead>
-                <tbody>
-                  {rows.map((r) => (
-                    <tr key={r[0]}>
-                      {r.map((c, i) => (
-                        <td key={header[i]} className={i ? 'num' : undefined}>
-                          {c}
-                        </td>
-                      ))}
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
+            <h3>Details</h3>
+            <ReportTable label={`Details ${s.title}`} table={t.details} />
           </div>
         );
       })}
       <p className="muted">
-        Best val accuracy: mean ± sample std over seeds (from the run summary when finished, else the logged
-        maximum). <Link href="/sweeps">All sweeps</Link>
+        Validation picks each run&apos;s epoch; the test set is read once training ends. CAM: exact where the
+        class score is the map&apos;s mean (gap, nin, gem on f^p), approximate for max pooling.{' '}
+        <Link href="/sweeps">All sweeps</Link>
       </p>
     </section>
   );
