@@ -10,6 +10,7 @@ export * from './csv.ts';
 export * from './env.ts';
 export { formatIssues, MAX_LISTED_ISSUES } from './fields.ts';
 export * from './names.ts';
+export * from './packaged.ts';
 export * from './palette.ts';
 export * from './protocol.ts';
 export * from './results.ts';
