@@ -7,6 +7,7 @@ import { ErrorsFilter } from '../http/errors.filter.js';
 import { ArtifactsController } from './artifacts.controller.js';
 import { DatasetsController } from './datasets.controller.js';
 import { LiveGateway, TrainerGateway } from './live.gateways.js';
+import { WeightsController } from './weights.controller.js';
 
 @Controller()
 export class HealthController {
@@ -25,11 +26,14 @@ export class ArtifactsModule {}
 @Module({ controllers: [DatasetsController], providers: [AccessGuard] })
 export class DatasetsModule {}
 
+@Module({ controllers: [WeightsController], providers: [AccessGuard] })
+export class WeightsModule {}
+
 @Module({ providers: [LiveGateway, TrainerGateway] })
 export class LiveModule {}
 
 @Module({
-  imports: [HealthModule, ArtifactsModule, DatasetsModule, LiveModule],
+  imports: [HealthModule, ArtifactsModule, DatasetsModule, WeightsModule, LiveModule],
   providers: [{ provide: APP_FILTER, useClass: ErrorsFilter }],
 })
 export class FeaturesModule {}

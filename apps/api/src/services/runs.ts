@@ -23,6 +23,7 @@ import type { Principal } from '../auth.js';
 import { withTx } from '../db/database.js';
 import { leasedDataset, leasedWeights } from './lease-contents.js';
 import type { LiveHub } from './live.js';
+import type { PackagedWeightsService } from './packaged-weights.js';
 import { bossDb, orderedUuid, queueFor, queuesFor } from './queue.js';
 
 type Db = pg.Pool | pg.PoolClient;
@@ -37,6 +38,8 @@ export interface RunServiceOptions {
    * that kept running while the API was down get to heartbeat before their runs are requeued.
    */
   reaperGraceSeconds?: number;
+  /** Serves `weights: npm:<package>/<model>` to trainers (leases name its files). */
+  packaged?: PackagedWeightsService;
 }
 
 interface HeldRow {
@@ -358,6 +361,10 @@ export class RunService {
             lastSteps: Object.fromEntries(steps.rows.map((s) => [s.name, s.step])),
             dataset: typeof config.dataset === 'string' ? await leasedDataset(c, config.dataset) : null,
             weights: typeof config.weights === 'string' ? await leasedWeights(c, config.weights) : null,
+            packaged:
+              typeof config.weights === 'string' && config.weights.startsWith('npm:')
+                ? ((await this.opts.packaged?.leased(config.weights)) ?? null)
+                : null,
           });
         }
         return out;

@@ -9,6 +9,7 @@ import { DatasetService } from './datasets.js';
 import type { Services } from './index.js';
 import { LiveHub } from './live.js';
 import { MetricService } from './metrics.js';
+import { PackagedWeightsService } from './packaged-weights.js';
 import { RunRecords } from './run-records.js';
 import { RunService } from './runs.js';
 import { SweepService } from './sweeps.js';
@@ -71,9 +72,10 @@ export class ServicesModule {
         { provide: DATABASE, useValue: db },
 
         { provide: LiveHub, useFactory: () => new LiveHub(config.liveIntervalMs) },
+        { provide: PackagedWeightsService, useFactory: () => new PackagedWeightsService(config.home) },
         {
           provide: RunService,
-          useFactory: async (hub: LiveHub) => {
+          useFactory: async (hub: LiveHub, packaged: PackagedWeightsService) => {
             const runs = new RunService(
               db.pool,
               hub,
@@ -81,13 +83,14 @@ export class ServicesModule {
                 leaseSeconds: config.leaseSeconds,
                 maxAttempts: config.maxAttempts,
                 reaperGraceSeconds: config.reaperGraceSeconds,
+                packaged,
               },
               config.databaseUrl,
             );
             await runs.start();
             return runs;
           },
-          inject: [LiveHub],
+          inject: [LiveHub, PackagedWeightsService],
         },
         { provide: TokenAuth, useFactory: () => new TokenAuth(db.pool) },
         { provide: FsArtifactStore, useFactory: () => new FsArtifactStore(join(config.home, 'artifacts')) },
@@ -137,7 +140,7 @@ export class ServicesModule {
         },
         ServicesShutdown,
       ],
-      exports: [API_CONFIG, DATABASE, SERVICES, ...Object.values(BY_NAME)],
+      exports: [API_CONFIG, DATABASE, SERVICES, PackagedWeightsService, ...Object.values(BY_NAME)],
     };
   }
 }

@@ -321,11 +321,17 @@ export async function writePackagedFolder(
     await mkdir(tmp, { recursive: true });
     await writeFile(join(tmp, 'weights.bin'), files.weights);
     await writeFile(join(tmp, 'model.json'), files.modelJson);
-    await rm(dir, { recursive: true, force: true });
-    await rename(tmp, dir);
-  } catch (err) {
+    // A damaged folder in the way is moved aside first; a concurrent writer that got there first wins.
+    if (existsSync(dir)) {
+      const aside = `${tmp}.old`;
+      await rename(dir, aside).catch(() => {});
+      await rm(aside, { recursive: true, force: true });
+    }
+    await rename(tmp, dir).catch(async (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST') throw err;
+    });
+  } finally {
     await rm(tmp, { recursive: true, force: true });
-    throw err;
   }
 }
 
