@@ -12,6 +12,7 @@ export { formatIssues, MAX_LISTED_ISSUES } from './fields.ts';
 export * from './names.ts';
 export * from './packaged.ts';
 export * from './palette.ts';
+export * from './presets.ts';
 export * from './protocol.ts';
 export * from './results.ts';
 export * from './run-config.ts';
