@@ -42,6 +42,10 @@ describe('npm start', () => {
     const url = /(http:\/\/[\d.:]+)/.exec(line)![1];
     const admin = client(url, (await readFile(join(home, 'admin-token'), 'utf8')).trim());
     await first.waitForLine(/submitted 'default: smallcnn from scratch' \(9 runs\)/, 60_000);
+    await first.waitForLine(
+      /submitted 'default: mobilenetv2 pretrained \(npm:nsfwjs\/mobilenet_v2, frozen\)' \(9 runs\)/,
+      60_000,
+    );
     const running = await waitFor(
       async () => (await admin.runs.list.query({ status: 'running' }))[0],
       120_000,
@@ -72,6 +76,7 @@ describe('npm start', () => {
     const admin2 = client(url2, (await readFile(join(home, 'admin-token'), 'utf8')).trim());
     const sweeps = await admin2.sweeps.list.query();
     expect(sweeps.map((s) => s.name).sort()).toEqual([
+      'default: mobilenetv2 pretrained (npm:nsfwjs/mobilenet_v2, frozen)',
       'default: smallcnn from scratch',
       'default: smallcnn pretrain (flowers17 seed 1)',
     ]);
