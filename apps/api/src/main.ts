@@ -15,6 +15,7 @@ import { migrateDeploy } from './db/migrate.js';
 import { FeaturesModule } from './modules/features.module.js';
 import type { Services } from './services/index.js';
 import { type ApiConfig, SERVICES, ServicesModule } from './services/services.module.js';
+import type { StorageKind } from './storage/index.js';
 import type { Context } from './trpc/init.js';
 import { appRouter } from './trpc/router.js';
 
@@ -52,6 +53,12 @@ export interface ApiOptions {
   maxDatasetBytes?: number;
   /** Seconds after start before expired leases are reaped; default one lease length. */
   reaperGraceSeconds?: number;
+  /** Artifact and dataset store; default env HEADBENCH_STORAGE or local. */
+  storage?: StorageKind;
+  /** Directory of the local store; default env HEADBENCH_STORAGE_DIR or `<home>/artifacts`. */
+  storageDir?: string;
+  /** Redis carrying live updates between instances; default env REDIS_URL, else Postgres carries them. */
+  redisUrl?: string;
   /** Print the admin token when one is created; default true. */
   quiet?: boolean;
 }
@@ -96,6 +103,8 @@ export async function createApi(opts: ApiOptions = {}): Promise<ApiHandle> {
       maxArtifactBytes: opts.maxArtifactBytes ?? env.HEADBENCH_MAX_ARTIFACT_BYTES,
       maxDatasetBytes: opts.maxDatasetBytes ?? env.HEADBENCH_MAX_DATASET_BYTES,
       reaperGraceSeconds: opts.reaperGraceSeconds,
+      storage: opts.storage ?? env.HEADBENCH_STORAGE,
+      storageDir: resolve(opts.storageDir ?? env.HEADBENCH_STORAGE_DIR ?? join(home, 'artifacts')),
     };
     // Nest's body parser stays off: tRPC parses its own (with its own limit) and uploads stream.
     const app = await NestFactory.create<NestExpressApplication>(ApiModule.forRoot(config, db), {

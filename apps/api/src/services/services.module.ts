@@ -1,10 +1,10 @@
 // Every service of the API, built by Nest's dependency injection from the resolved configuration and the
 // opened database, and stopped in order once the HTTP server and the sockets are closed.
-import { join } from 'node:path';
 import { type DynamicModule, Inject, Injectable, Module, type OnApplicationShutdown } from '@nestjs/common';
 import { TokenAuth } from '../auth.js';
 import type { Database } from '../db/database.js';
-import { ArtifactService, FsArtifactStore } from './artifacts.js';
+import { openArtifactStore, type StorageKind } from '../storage/index.js';
+import { ArtifactService, type ArtifactStore } from './artifacts.js';
 import { DatasetService } from './datasets.js';
 import type { Services } from './index.js';
 import { LiveHub } from './live.js';
@@ -25,10 +25,14 @@ export interface ApiConfig {
   maxArtifactBytes: number;
   maxDatasetBytes: number;
   reaperGraceSeconds?: number;
+  /** Artifact and dataset bytes: a directory (`storageDir`) or Postgres large objects. */
+  storage: StorageKind;
+  storageDir: string;
 }
 
 export const API_CONFIG = Symbol('headbench.config');
 export const DATABASE = Symbol('headbench.database');
+export const ARTIFACT_STORE = Symbol('headbench.artifact-store');
 /** All services in one object: the tRPC context hands it to every procedure. */
 export const SERVICES = Symbol('headbench.services');
 
@@ -90,7 +94,10 @@ export class ServicesModule {
           inject: [LiveHub],
         },
         { provide: TokenAuth, useFactory: () => new TokenAuth(db.pool) },
-        { provide: FsArtifactStore, useFactory: () => new FsArtifactStore(join(config.home, 'artifacts')) },
+        {
+          provide: ARTIFACT_STORE,
+          useFactory: () => openArtifactStore(config.storage, config.storageDir, db.pool),
+        },
         {
           provide: MetricService,
           useFactory: (runs: RunService, hub: LiveHub) =>
@@ -99,14 +106,14 @@ export class ServicesModule {
         },
         {
           provide: ArtifactService,
-          useFactory: (runs: RunService, store: FsArtifactStore) =>
+          useFactory: (runs: RunService, store: ArtifactStore) =>
             new ArtifactService(db.pool, runs, store, config.maxArtifactBytes),
-          inject: [RunService, FsArtifactStore],
+          inject: [RunService, ARTIFACT_STORE],
         },
         {
           provide: DatasetService,
-          useFactory: (store: FsArtifactStore) => new DatasetService(db.pool, store, config.maxDatasetBytes),
-          inject: [FsArtifactStore],
+          useFactory: (store: ArtifactStore) => new DatasetService(db.pool, store, config.maxDatasetBytes),
+          inject: [ARTIFACT_STORE],
         },
         {
           provide: SweepService,
