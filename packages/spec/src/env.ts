@@ -172,6 +172,12 @@ export const ENV = {
     default: 'postgresql://postgres@127.0.0.1:5432/postgres',
     readers: ['tests'],
   }),
+  HEADBENCH_TEST_REDIS: v({
+    schema: z.string().regex(/^rediss?:\/\//),
+    doc: 'Redis of the tests that run API instances on the Redis adapter',
+    default: 'redis://127.0.0.1:6379',
+    readers: ['tests'],
+  }),
   HEADBENCH_TEST_VERBOSE: v({
     schema: flag,
     doc: "1: fleet tests echo their processes' output",

@@ -2,6 +2,8 @@
 // opened database, and stopped in order once the HTTP server and the sockets are closed.
 import { type DynamicModule, Inject, Injectable, Module, type OnApplicationShutdown } from '@nestjs/common';
 import { TokenAuth } from '../auth.js';
+import type { Cluster } from '../cluster/index.js';
+import { ClusterRooms } from '../cluster/rooms.js';
 import type { Database } from '../db/database.js';
 import { openArtifactStore, type StorageKind } from '../storage/index.js';
 import { ArtifactService, type ArtifactStore } from './artifacts.js';
@@ -61,12 +63,16 @@ const BY_NAME = {
   datasets: DatasetService,
   tokens: TokenService,
   trainers: TrainerDirectory,
-} satisfies { [K in Exclude<keyof Services, 'db'>]: abstract new (...args: never[]) => Services[K] };
+} satisfies {
+  [K in Exclude<keyof Services, 'db' | 'cluster'>]: abstract new (
+    ...args: never[]
+  ) => Services[K];
+};
 
 @Module({})
 // biome-ignore lint/complexity/noStaticOnlyClass: Nest's dynamic modules are classes with a static forRoot
 export class ServicesModule {
-  static forRoot(config: ApiConfig, db: Database): DynamicModule {
+  static forRoot(config: ApiConfig, db: Database, cluster: Cluster): DynamicModule {
     return {
       module: ServicesModule,
       global: true,
@@ -74,7 +80,14 @@ export class ServicesModule {
         { provide: API_CONFIG, useValue: config },
         { provide: DATABASE, useValue: db },
 
-        { provide: LiveHub, useFactory: () => new LiveHub(config.liveIntervalMs) },
+        {
+          provide: LiveHub,
+          useFactory: () => {
+            const hub = new LiveHub(config.liveIntervalMs);
+            hub.rooms = new ClusterRooms();
+            return hub;
+          },
+        },
         {
           provide: RunService,
           useFactory: async (hub: LiveHub) => {
@@ -85,6 +98,7 @@ export class ServicesModule {
                 leaseSeconds: config.leaseSeconds,
                 maxAttempts: config.maxAttempts,
                 reaperGraceSeconds: config.reaperGraceSeconds,
+                isLeader: () => cluster.leader.isLeader,
               },
               config.databaseUrl,
             );
@@ -93,7 +107,15 @@ export class ServicesModule {
           },
           inject: [LiveHub],
         },
-        { provide: TokenAuth, useFactory: () => new TokenAuth(db.pool) },
+        {
+          provide: TokenAuth,
+          useFactory: () => {
+            const auth = new TokenAuth(db.pool);
+            auth.onForget = () => void cluster.bus.publish('tokens');
+            cluster.bus.on('tokens', () => auth.forgetLocal());
+            return auth;
+          },
+        },
         {
           provide: ARTIFACT_STORE,
           useFactory: () => openArtifactStore(config.storage, config.storageDir, db.pool),
@@ -135,9 +157,10 @@ export class ServicesModule {
           provide: SERVICES,
           useFactory: (...values: unknown[]): Services => ({
             db,
+            cluster,
             ...(Object.fromEntries(Object.keys(BY_NAME).map((k, i) => [k, values[i]])) as Omit<
               Services,
-              'db'
+              'db' | 'cluster'
             >),
           }),
           inject: Object.values(BY_NAME),
