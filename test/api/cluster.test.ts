@@ -2,15 +2,20 @@
 // gets what a trainer reports to A, a cancel sent to B reaches the trainer's socket on A, a token revoked
 // through B is refused by A within 2 s, only one instance reaps and no run is reaped twice, and when the
 // leader goes the other takes over.
+import { createHash, randomBytes } from 'node:crypto';
+import { join } from 'node:path';
 import { createApi } from '@headbench/api';
 import {
   connectLive,
   connectTrainerSocket,
   createHeadbenchClient,
+  downloadArtifact,
   type HeadbenchClient,
   type LeasedRun,
   type LiveConnection,
   type LiveUpdate,
+  uploadArtifact,
+  uploadDataset,
 } from '@headbench/client';
 import { readEnv } from '@headbench/spec';
 import type { Socket } from 'socket.io-client';
@@ -42,10 +47,14 @@ function connected(s: Socket): Promise<Socket> {
   });
 }
 
+const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+// Postgres adapter with large-object storage (each instance its own storage folder: nothing shared but the
+// database); Redis adapter with the local store on one shared folder (the shared-volume deployment).
 describe.each([
-  ['postgres', undefined],
-  ['redis', REDIS],
-] as const)('two API instances on the %s adapter', (transport, redisUrl) => {
+  ['postgres', undefined, 'postgres'],
+  ['redis', REDIS, 'local'],
+] as const)('two API instances on the %s adapter', (transport, redisUrl, storage) => {
   let a: TestApi;
   let b: Awaited<ReturnType<typeof createApi>>;
   let adminB: HeadbenchClient;
@@ -58,8 +67,10 @@ describe.each([
 
   beforeAll(async () => {
     // Short leases so the reaper test is quick; no grace after start.
-    a = await startTestApi({ redisUrl, leaseSeconds: 1, reaperGraceSeconds: 0, liveIntervalMs: 20 });
+    a = await startTestApi({ redisUrl, storage, leaseSeconds: 1, reaperGraceSeconds: 0, liveIntervalMs: 20 });
     b = await createApi({
+      storage,
+      storageDir: storage === 'postgres' ? join(a.home, 'b-store') : undefined,
       databaseUrl: a.databaseUrl,
       home: a.home,
       port: 0,
@@ -87,18 +98,21 @@ describe.each([
     await a?.dispose();
   });
 
+  /** Leases the new sweep's runs on A; runs of earlier tests that the 1 s leases sent back are canceled. */
   async function leaseFromA(seeds: number[]): Promise<LeasedRun[]> {
     const sweep = await adminB.sweeps.create.mutate(spec(`${transport}-${seeds.join('-')}`, seeds));
     const runs: LeasedRun[] = [];
     await waitFor(
       async () => {
-        runs.push(...(await trainerA.trainer.lease.mutate({ trainerId, freeSlots: seeds.length })).runs);
+        for (const r of (await trainerA.trainer.lease.mutate({ trainerId, freeSlots: seeds.length })).runs) {
+          if (r.sweepId === sweep.id) runs.push(r);
+          else await adminB.runs.cancel.mutate({ id: r.runId });
+        }
         return runs.length === seeds.length;
       },
       10_000,
       'leases on A',
     );
-    expect(runs.every((r) => r.sweepId === sweep.id)).toBe(true);
     return runs;
   }
 
@@ -117,6 +131,41 @@ describe.each([
       );
     await waitFor(() => steps().length === 3, 5000, 'three epochs live on B');
     expect(steps()).toEqual([1, 2, 3]);
+  });
+
+  it('an artifact and a dataset stored through A stream back through B, with their sha256', async () => {
+    const [run] = await leaseFromA([4]);
+    const bytes = new Uint8Array(randomBytes(1536 * 1024)); // over one 1 MiB large-object chunk
+    const art = await uploadArtifact({
+      url: a.url,
+      token: trainerToken,
+      runId: run.runId,
+      leaseId: run.leaseId,
+      name: 'checkpoint.tar',
+      kind: 'checkpoint',
+      epoch: 1,
+      body: bytes,
+    });
+    expect(art.sha256).toBe(sha(bytes));
+    const back = await downloadArtifact({ url: b.url, token: trainerToken, path: art.downloadPath });
+    expect(sha(back)).toBe(art.sha256);
+
+    const archive = new Uint8Array(randomBytes(4096));
+    const ds = await uploadDataset({
+      url: a.url,
+      token: a.token,
+      name: `set-${transport}`,
+      format: 'zip',
+      body: archive,
+    });
+    const res = await fetch(`${b.url}${ds.archive.downloadPath}`, {
+      headers: { authorization: `Bearer ${a.token}` },
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-sha256')).toBe(sha(archive));
+    expect(sha(new Uint8Array(await res.arrayBuffer()))).toBe(sha(archive));
+    const stored = await a.services.db.pool.query('SELECT uri FROM artifacts WHERE id = $1', [art.id]);
+    expect(stored.rows[0].uri).toMatch(storage === 'postgres' ? /^pg-lo:\d+$/ : /^file:/);
   });
 
   it('a cancel sent to B reaches the trainer connected to A, and A refuses its metrics', async () => {
