@@ -3,6 +3,7 @@
 // through B is refused by A within 2 s, only one instance reaps and no run is reaped twice, and when the
 // leader goes the other takes over.
 import { createHash, randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createApi } from '@headbench/api';
 import {
@@ -22,6 +23,7 @@ import type { Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TOKEN_CACHE_MAX, TokenAuth } from '../../apps/api/src/auth.ts';
 import type { RunService } from '../../apps/api/src/services/runs.ts';
+import { freshDatabase } from '../../apps/api/test/helpers.ts';
 import { startTestApi, type TestApi, waitFor } from './helpers.js';
 
 const REDIS = readEnv(process.env).HEADBENCH_TEST_REDIS;
@@ -261,6 +263,25 @@ function unledReaper(runs: RunService): RunService {
   Object.assign(r, { reaping: false, opts: { ...runs.opts, isLeader: undefined } });
   return r;
 }
+
+describe('cluster settings', () => {
+  it('stops start-up on an unreachable REDIS_URL, naming it without its password', async () => {
+    const db = await freshDatabase();
+    try {
+      const err = await createApi({
+        databaseUrl: db.url,
+        home: join(tmpdir(), 'headbench-no-redis'),
+        port: 0,
+        quiet: true,
+        redisUrl: 'redis://:hunter2@127.0.0.1:1',
+      }).catch((e: Error) => e);
+      expect(String(err)).toMatch(/REDIS_URL: cannot reach Redis at 127\.0\.0\.1:1/);
+      expect(String(err)).not.toContain('hunter2');
+    } finally {
+      await db.drop();
+    }
+  });
+});
 
 describe('token cache bound', () => {
   it('keeps at most TOKEN_CACHE_MAX.invalid made-up tokens', async () => {

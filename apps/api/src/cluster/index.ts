@@ -47,7 +47,13 @@ export async function openCluster(databaseUrl: string, redisUrl?: string): Promi
         pub.disconnect();
         sub.disconnect();
       });
-      await Promise.all([pub.connect(), sub.connect()]);
+      await Promise.all([pub.connect(), sub.connect()]).catch((e: Error) => {
+        const where = new URL(redisUrl);
+        // Host and port only: the URL may carry a password.
+        throw new Error(
+          `REDIS_URL: cannot reach Redis at ${where.hostname}:${where.port || 6379} (${e.message})`,
+        );
+      });
       // One channel set per database: instances of one deployment meet, other deployments on the same
       // Redis do not.
       const db = new URL(databaseUrl);
