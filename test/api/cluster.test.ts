@@ -188,7 +188,6 @@ describe.each([
           ),
       2000,
       'A to refuse metrics of the canceled run',
-      50,
     );
     expect(refused).toMatch(/no longer holds that run: run was canceled/);
   });
@@ -206,7 +205,6 @@ describe.each([
         ),
       2000,
       'A to refuse the revoked token',
-      50,
     );
   });
 
@@ -253,7 +251,7 @@ describe.each([
     const leader = a.services.cluster.leader.isLeader ? a.services.cluster : b.services.cluster;
     const other = leader === a.services.cluster ? b.services.cluster : a.services.cluster;
     await leader.leader.close();
-    await waitFor(() => other.leader.isLeader, 5000, 'the other instance to lead', 50);
+    await waitFor(() => other.leader.isLeader, 5000, 'the other instance to lead');
   });
 });
 
