@@ -10,7 +10,7 @@ import { IoAdapter } from '@nestjs/platform-socket.io';
 import { createExpressMiddleware } from '@trpc/server/adapters/express';
 import { bearer } from './auth.js';
 import { type Database, openDatabase } from './db/database.js';
-import { startEmbeddedPostgres } from './db/embedded.js';
+import { type EmbeddedDb, startEmbeddedPostgres } from './db/embedded.js';
 import { migrateDeploy } from './db/migrate.js';
 import { FeaturesModule } from './modules/features.module.js';
 import type { Services } from './services/index.js';
@@ -78,9 +78,11 @@ export async function createApi(opts: ApiOptions = {}): Promise<ApiHandle> {
   };
   try {
     let databaseUrl = opts.databaseUrl ?? env.DATABASE_URL;
+    let embedded: EmbeddedDb | undefined;
     if (!databaseUrl) {
-      const embedded = await startEmbeddedPostgres(home, (m) => console.error(m), env.HEADBENCH_PG_PORT);
-      cleanup.push(() => embedded.stop());
+      embedded = await startEmbeddedPostgres(home, (m) => console.error(m), env.HEADBENCH_PG_PORT);
+      const db = embedded;
+      cleanup.push(() => db.stop());
       databaseUrl = embedded.url;
     }
     const db = openDatabase(databaseUrl, env.HEADBENCH_DB_POOL);
@@ -96,6 +98,7 @@ export async function createApi(opts: ApiOptions = {}): Promise<ApiHandle> {
       maxArtifactBytes: opts.maxArtifactBytes ?? env.HEADBENCH_MAX_ARTIFACT_BYTES,
       maxDatasetBytes: opts.maxDatasetBytes ?? env.HEADBENCH_MAX_DATASET_BYTES,
       reaperGraceSeconds: opts.reaperGraceSeconds,
+      embedded,
     };
     // Nest's body parser stays off: tRPC parses its own (with its own limit) and uploads stream.
     const app = await NestFactory.create<NestExpressApplication>(ApiModule.forRoot(config, db), {

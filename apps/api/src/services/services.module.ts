@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { type DynamicModule, Inject, Injectable, Module, type OnApplicationShutdown } from '@nestjs/common';
 import { TokenAuth } from '../auth.js';
 import type { Database } from '../db/database.js';
+import type { EmbeddedDb } from '../db/embedded.js';
 import { ArtifactService, FsArtifactStore } from './artifacts.js';
 import { DatasetService } from './datasets.js';
 import type { Services } from './index.js';
@@ -25,6 +26,8 @@ export interface ApiConfig {
   maxArtifactBytes: number;
   maxDatasetBytes: number;
   reaperGraceSeconds?: number;
+  /** The embedded Postgres this API started and watches, if any (health reports its state). */
+  embedded?: Pick<EmbeddedDb, 'state' | 'restarts'>;
 }
 
 export const API_CONFIG = Symbol('headbench.config');
