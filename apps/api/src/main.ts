@@ -52,6 +52,8 @@ export interface ApiOptions {
   maxDatasetBytes?: number;
   /** Seconds after start before expired leases are reaped; default one lease length. */
   reaperGraceSeconds?: number;
+  /** How long pg-boss keeps a waiting job (tests shorten it); default ten years. */
+  queueRetentionSeconds?: number;
   /** Print the admin token when one is created; default true. */
   quiet?: boolean;
 }
@@ -98,6 +100,7 @@ export async function createApi(opts: ApiOptions = {}): Promise<ApiHandle> {
       maxArtifactBytes: opts.maxArtifactBytes ?? env.HEADBENCH_MAX_ARTIFACT_BYTES,
       maxDatasetBytes: opts.maxDatasetBytes ?? env.HEADBENCH_MAX_DATASET_BYTES,
       reaperGraceSeconds: opts.reaperGraceSeconds,
+      queueRetentionSeconds: opts.queueRetentionSeconds,
       embedded,
     };
     // Nest's body parser stays off: tRPC parses its own (with its own limit) and uploads stream.

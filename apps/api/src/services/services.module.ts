@@ -26,6 +26,8 @@ export interface ApiConfig {
   maxArtifactBytes: number;
   maxDatasetBytes: number;
   reaperGraceSeconds?: number;
+  /** pg-boss retention of waiting jobs (tests shorten it); default QUEUE_RETENTION_SECONDS. */
+  queueRetentionSeconds?: number;
   /** The embedded Postgres this API started and watches, if any (health reports its state). */
   embedded?: Pick<EmbeddedDb, 'state' | 'restarts'>;
 }
@@ -84,6 +86,7 @@ export class ServicesModule {
                 leaseSeconds: config.leaseSeconds,
                 maxAttempts: config.maxAttempts,
                 reaperGraceSeconds: config.reaperGraceSeconds,
+                queueRetentionSeconds: config.queueRetentionSeconds,
               },
               config.databaseUrl,
             );
