@@ -2,7 +2,7 @@
 // opened database, and stopped in order once the HTTP server and the sockets are closed.
 import { join } from 'node:path';
 import { type DynamicModule, Inject, Injectable, Module, type OnApplicationShutdown } from '@nestjs/common';
-import { TokenAuth } from '../auth.js';
+import { LiveTickets, TokenAuth } from '../auth.js';
 import type { Database } from '../db/database.js';
 import type { EmbeddedDb } from '../db/embedded.js';
 import { ArtifactService, FsArtifactStore } from './artifacts.js';
@@ -53,6 +53,7 @@ class ServicesShutdown implements OnApplicationShutdown {
 /** The services the tRPC context carries, by their name there. */
 const BY_NAME = {
   auth: TokenAuth,
+  tickets: LiveTickets,
   hub: LiveHub,
   runs: RunService,
   runRecords: RunRecords,
@@ -96,6 +97,7 @@ export class ServicesModule {
           inject: [LiveHub],
         },
         { provide: TokenAuth, useFactory: () => new TokenAuth(db.pool) },
+        { provide: LiveTickets, useFactory: () => new LiveTickets(db.pool) },
         { provide: FsArtifactStore, useFactory: () => new FsArtifactStore(join(config.home, 'artifacts')) },
         {
           provide: MetricService,
