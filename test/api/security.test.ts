@@ -2,7 +2,7 @@
 // missing or unreadable artifact file, a queue job lost to pg-boss retention, a stale-lease checkpoint
 // upload, overwriting a registered dataset, changing another member's sweep, and undurable metric acks.
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { mkdir, readdir, readlink, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   createHeadbenchClient,
@@ -130,6 +130,41 @@ describe('issue 15: attacks on the API', () => {
     for (let i = 0; i < 3; i++) expect((await get(api.url, gone.downloadPath, api.token)).status).toBe(404);
     expect((await fetch(`${api.url}/health`)).status).toBe(200);
     expect((await admin.whoami.query()).role).toBe('admin');
+    await trainer.trainer.complete.mutate({ runId: run.runId, leaseId: run.leaseId });
+  });
+
+  it('#4 an aborted download closes its file (no descriptor left open per abort)', async () => {
+    await admin.sweeps.create.mutate(spec('aborted download'));
+    const run = await leaseOne(trainer, trainerId);
+    const art = await uploadArtifact({
+      url: api.url,
+      token: trainerToken,
+      runId: run.runId,
+      leaseId: run.leaseId,
+      name: 'big.bin',
+      kind: 'features',
+      body: new Uint8Array(16 * 1024 * 1024),
+    });
+    const dir = join(api.home, 'artifacts', run.runId, run.leaseId);
+    const file = join(dir, (await readdir(dir)).find((f) => f.endsWith('-big.bin'))!);
+    // This API runs in this process: its open files are ours.
+    const opened = async () => {
+      let n = 0;
+      for (const fd of await readdir('/proc/self/fd'))
+        if ((await readlink(`/proc/self/fd/${fd}`).catch(() => '')) === file) n++;
+      return n;
+    };
+    const abort = new AbortController();
+    const res = await fetch(`${api.url}${art.downloadPath}`, {
+      headers: { authorization: `Bearer ${api.token}` },
+      signal: abort.signal,
+    });
+    expect(res.status).toBe(200);
+    await res.body!.getReader().read();
+    expect(await opened()).toBe(1);
+    abort.abort();
+    await waitFor(async () => (await opened()) === 0, 10_000, 'the aborted download to close its file');
+    expect((await fetch(`${api.url}/health`)).status).toBe(200);
     await trainer.trainer.complete.mutate({ runId: run.runId, leaseId: run.leaseId });
   });
 
