@@ -112,8 +112,11 @@ export interface LeasedRun {
   leaseExpiresAt: string;
   sweepId: string | null;
   config: RunConfig & { requires?: Requirements };
-  /** Resume from here when present (the run's latest checkpoint artifact). */
-  resume: { artifactId: string; epoch: number; downloadPath: string } | null;
+  /**
+   * Resume from here when present (the run's latest checkpoint artifact). The trainer checks the bytes it
+   * gets against `sha256` (absent from older APIs) and starts over rather than resume from other bytes.
+   */
+  resume: { artifactId: string; epoch: number; downloadPath: string; sha256?: string } | null;
   /** Highest step already stored per metric name, so a resumed run can skip what it already sent. */
   lastSteps: Record<string, number>;
   /**
