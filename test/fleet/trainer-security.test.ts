@@ -13,7 +13,7 @@ import { type HeadbenchClient, uploadDataset } from '@headbench/client';
 import { openDataset } from '@headbench/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packDir } from '../../apps/trainer/src/worker/tar.js';
-import { tgzBomb, zipBomb, zipOf } from '../trainer/archives.js';
+import { tgzBomb, zipBomb } from '../trainer/archives.js';
 import {
   type ApiServer,
   client,
