@@ -11,9 +11,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type HeadbenchClient, uploadDataset } from '@headbench/client';
 import { openDataset } from '@headbench/core';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packDir } from '../../apps/trainer/src/worker/tar.js';
-import { tgzBomb, zipBomb } from '../trainer/archives.js';
+import { tarOf, tgzBomb, zipBomb } from '../trainer/archives.js';
 import {
   type ApiServer,
   client,
@@ -109,9 +110,14 @@ describe('trainer security', () => {
     api = await startApi({ databaseUrl: db.url, home: join(tmp, 'api'), leaseSeconds: 20 });
     admin = client(api.url, api.adminToken);
     trainerToken = (await admin.tokens.create.mutate({ name: 'sec', role: 'trainer', user: 'sec' })).token;
-    const tokenFile = join(tmp, 'trainer-token');
-    await writeFile(tokenFile, `${trainerToken}\n`, { mode: 0o600 });
-    trainer = startTrainer({
+    await writeFile(tokenFile(), `${trainerToken}\n`, { mode: 0o600 });
+    trainer = launchTrainer();
+    await trainer.waitForLine(/registered as/, 90_000);
+  });
+
+  const tokenFile = () => join(tmp, 'trainer-token');
+  const launchTrainer = () =>
+    startTrainer({
       url: api.url,
       token: '',
       name: 't1',
@@ -120,10 +126,8 @@ describe('trainer security', () => {
       dataRoots: [dataRoot],
       allowHosts: [`localhost:${webPort}`],
       // The token from a 0600 file; downloads capped at 1 MiB for the size test.
-      env: { HEADBENCH_TOKEN_FILE: tokenFile, HEADBENCH_MAX_DOWNLOAD_BYTES: String(MiB) },
+      env: { HEADBENCH_TOKEN_FILE: tokenFile(), HEADBENCH_MAX_DOWNLOAD_BYTES: String(MiB) },
     });
-    await trainer.waitForLine(/registered as/, 90_000);
-  });
 
   afterAll(async () => {
     await trainer?.stop('SIGKILL');
@@ -279,5 +283,53 @@ describe('trainer security', () => {
     const cmdline = await readFile(`/proc/${trainer.child.pid}/cmdline`, 'utf8');
     expect(cmdline).toContain('headbench-trainer');
     expect(cmdline).not.toContain(trainerToken);
+  });
+  it('tampered checkpoint: the trainer checks the sha256 the lease carries and starts over instead of resuming', async () => {
+    await trainer.stop('SIGTERM'); // idle: exits at once; the run below goes to a hand-driven trainer first
+    const holder = client(api.url, trainerToken);
+    const { trainerId } = await holder.trainer.register.mutate({
+      name: 'first-holder',
+      slots: 1,
+      capabilities: { backend: 'wasm', gpu: false },
+    });
+    const sweep = await admin.sweeps.create.mutate(spec('tampered checkpoint'));
+    const runId = sweep.runIds[0];
+    const [leased] = (await holder.trainer.lease.mutate({ trainerId, freeSlots: 1 })).runs;
+    expect(leased.runId).toBe(runId);
+    const stored = tarOf([{ name: 'state.json', data: Buffer.from('{"epoch":1}') }]);
+    const put = await fetch(
+      `${api.url}/artifacts/${runId}/checkpoint.tar?kind=checkpoint&epoch=1&leaseId=${leased.leaseId}`,
+      {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${trainerToken}`, 'content-type': 'application/octet-stream' },
+        body: new Uint8Array(stored),
+      },
+    );
+    expect(put.status).toBe(200);
+    await holder.trainer.release.mutate({
+      runId,
+      leaseId: leased.leaseId,
+      reason: 'hand-driven holder done',
+    });
+    // The stored checkpoint changes after it was stored (another writer, a disk fault).
+    const db2 = new pg.Client({ connectionString: api.databaseUrl });
+    await db2.connect();
+    const { rows } = await db2.query<{ uri: string }>(
+      `SELECT uri FROM artifacts WHERE run_id = $1 AND name = 'checkpoint.tar'`,
+      [runId],
+    );
+    await db2.end();
+    await writeFile(
+      join(api.home, 'artifacts', rows[0].uri.slice('file:'.length)),
+      tarOf([{ name: 'state.json', data: Buffer.from('{"epoch":1,"swapped":true}') }]),
+    );
+    trainer = launchTrainer();
+    const r = await waitRun(runId, 'succeeded', 120_000);
+    expect(r.events.map((e) => e.type)).toContain('resumed');
+    expect(trainer.text()).toMatch(
+      new RegExp(
+        `run ${runId}: checkpoint of epoch 1 has sha256 [0-9a-f]{64}, not the stored [0-9a-f]{64}; starting over`,
+      ),
+    );
   });
 });
