@@ -45,6 +45,7 @@ export class WeightsController {
         disposition: `attachment; filename="${file}"`,
       },
       `${source} ${file}`,
+      res,
     );
   }
 }

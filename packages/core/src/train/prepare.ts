@@ -39,6 +39,11 @@ export interface TrainRunOptions {
    * the one the API served). The CLI and the trainer provide it; without it `npm:` reads the installed package.
    */
   resolveWeights?: (ref: string) => Promise<string>;
+  /**
+   * Load the backbone weights from this local folder instead of what `config.weights` names: the caller
+   * (a trainer) fetched and checked them itself, so nothing here reads a path or URL from the config.
+   */
+  weightsPath?: string;
   /** Use the frozen-backbone feature cache when the backbone is frozen (default true). */
   featureCache?: boolean;
   /** Checkpoint every k epochs (default 1). */
@@ -180,7 +185,8 @@ export async function prepareRun(options: TrainRunOptions): Promise<RunContext> 
     );
   } else if (config.weights !== 'none') {
     const source = await runModelOrPath(
-      config.weights.startsWith('run:') ? await requireResolver(options, config.weights) : config.weights,
+      options.weightsPath ??
+        (config.weights.startsWith('run:') ? await requireResolver(options, config.weights) : config.weights),
     );
     const { loaded } = await loadWeightsByName(backbone, source, { skipMissing: false });
     log(`loaded ${loaded.length} layers of weights from ${config.weights}`);
