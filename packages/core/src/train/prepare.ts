@@ -164,10 +164,12 @@ export async function prepareRun(options: TrainRunOptions): Promise<RunContext> 
   });
   let packaged: WeightsProvenance['package'];
   if (config.weights.startsWith('npm:')) {
-    // Trainers get the folder from the API (resolveWeights); the CLI reads the installed package.
-    const dir = options.resolveWeights
-      ? await options.resolveWeights(config.weights)
-      : await packagedWeightsDir(config.weights, home);
+    // Trainers pass the folder the API served (weightsPath); the CLI reads the installed package.
+    const dir =
+      options.weightsPath ??
+      (options.resolveWeights
+        ? await options.resolveWeights(config.weights)
+        : await packagedWeightsDir(config.weights, home));
     const folder = await readPackagedFolder(dir, config.weights);
     if (!folder) throw new HeadbenchInputError(`${config.weights}: no packaged model at ${dir}`, dir);
     const { info } = folder;
