@@ -48,7 +48,7 @@ export interface TrainerOptions {
    * between the slots, at least one — one per slot at the default slot count, i.e. tfjs's one-thread build.
    */
   childThreads?: number;
-  /** Progress watchdog of every child; default from HEADBENCH_WATCHDOG_* (20× median batch, 120 s, 1800 s). */
+  /** Progress watchdog of every child; default from the HEADBENCH_WATCHDOG_FACTOR, _FLOOR_S and _CEILING_S variables. */
   watchdog?: WatchdogLimits;
   log?: (m: string) => void;
 }
