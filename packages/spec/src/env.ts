@@ -167,6 +167,11 @@ export const ENV = {
     doc: "Tests only (honoured when NODE_ENV=test): a trainer child's first attempt spins forever at the first batch of epoch n",
     readers: ['trainer', 'tests'],
   }),
+  HEADBENCH_TEST_HEAP_GROWTH: v({
+    schema: z.string().regex(/^\d{1,6}(:\d{1,9})?$/, { error: "must be '<every>' or '<every>:<seed>'" }),
+    doc: "Tests and the heap stress bench only (honoured when NODE_ENV=test): a wasm trainer child grows tfjs's heap about every <every> allocations (gaps drawn from <seed>), before tensors and inside conv pool calls",
+    readers: ['trainer', 'tests', 'bench'],
+  }),
   NODE_ENV: v({
     schema: text,
     doc: 'Set by test runners (`test`): enables test-only hooks such as HEADBENCH_TEST_HANG_AT',

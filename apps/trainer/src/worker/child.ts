@@ -57,8 +57,24 @@ export function isWasmTrap(e: unknown): boolean {
   return /memory access out of bounds|unreachable|^Aborted\(|heap corrupt|conv pool check:/i.test(m);
 }
 
+/**
+ * Test-only hook (HEADBENCH_TEST_HEAP_GROWTH=<every>[:<seed>], honoured when NODE_ENV=test): tfjs's wasm heap
+ * is made to grow at chosen allocations, between kernels and inside conv pool calls (issue #11's guard).
+ */
+async function testHeapGrowth(job: ChildJob): Promise<(() => string) | undefined> {
+  const env = readEnv(process.env);
+  if (env.NODE_ENV !== 'test' || !env.HEADBENCH_TEST_HEAP_GROWTH || job.backend !== 'wasm') return undefined;
+  const [every, seed] = env.HEADBENCH_TEST_HEAP_GROWTH.split(':').map(Number);
+  const { initBackend, forceHeapGrowth } = await import('@headbench/engine');
+  await initBackend('wasm');
+  const { stats } = forceHeapGrowth({ every, seed });
+  return () =>
+    `heap growth forced: ${stats.grew} growths of ${stats.events} (tensor ${stats.sites.tensor}, pool ${stats.sites.pool})`;
+}
+
 async function run(job: ChildJob, control: { abort: AbortController; stop: boolean }) {
   const hangAt = testHangEpoch(job.attempt);
+  const growth = await testHeapGrowth(job);
   const outbox = join(job.runDir, 'outbox');
   await mkdir(outbox, { recursive: true });
   const localHash = runConfigHash(validateRunConfig(job.config));
@@ -90,6 +106,7 @@ async function run(job: ChildJob, control: { abort: AbortController; stop: boole
       await send({ type: 'epoch', m, checkpoint });
     },
   });
+  if (growth) await send({ type: 'log', message: growth() });
   result.config = job.apiConfig;
   const files: FinalFile[] = [];
   // Per-run figures and report.md, rendered by the same code as `headbench compare`.
