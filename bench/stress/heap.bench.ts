@@ -16,7 +16,6 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type EpochMetrics, type RunConfig, runConfigHash, validateRunConfig } from '@headbench/core';
 import type { ChildJob, FromChild } from '../../apps/trainer/src/worker/protocol.js';
-import { readTar } from '../../apps/trainer/src/worker/tar.js';
 
 const arg = (name: string, def: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -35,7 +34,6 @@ interface ChildRun {
   epochs: EpochMetrics[];
   logs: string[];
   outcome?: FromChild;
-  lastCheckpoint?: string;
   hung?: string;
 }
 
@@ -70,7 +68,6 @@ function runChild(job: ChildJob, env: Record<string, string>, stopAfterFirst = f
       else if (m.type === 'phase') phase = m.phase;
       else if (m.type === 'epoch') {
         out.epochs.push(m.m);
-        out.lastCheckpoint = m.checkpoint;
       } else if (m.type === 'log') out.logs.push(m.message);
       else out.outcome = m;
     });
@@ -85,8 +82,8 @@ function runChild(job: ChildJob, env: Record<string, string>, stopAfterFirst = f
 
 const figures = (e: EpochMetrics[]) =>
   JSON.stringify(e.map((m) => [m.epoch, m.loss, m.accuracy, m.val_loss, m.val_accuracy]));
-const tensors = async (tar?: string) =>
-  tar ? readTar(await readFile(tar)).find((e) => e.path === 'tensors.bin')?.data : undefined;
+/** The final checkpoint's tensors (a child leaves its last checkpoint in `<runDir>/checkpoint`). */
+const tensors = (runDir: string) => readFile(join(runDir, 'checkpoint', 'tensors.bin'));
 
 function problem(r: ChildRun, stopped = false): string | undefined {
   if (r.hung) return `hang (${r.hung})`;
@@ -145,9 +142,7 @@ for (let i = 0; i < runs; i++) {
   if (!why) {
     const same =
       figures(plain.epochs) === figures([...first.epochs, ...second.epochs]) &&
-      !!(await tensors(plain.lastCheckpoint))?.equals(
-        (await tensors(second.lastCheckpoint)) ?? Buffer.alloc(0),
-      );
+      (await tensors(join(tmp, `${i}-plain`))).equals(await tensors(pressed.runDir));
     if (!same) why = 'silent difference: the run with forced growth differs from the run without';
   }
   const growth = second.logs.find((l) => l.startsWith('heap growth forced')) ?? '';

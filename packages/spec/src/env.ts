@@ -3,6 +3,7 @@
 // "Environment" table is checked against this list by a test.
 import { z } from 'zod';
 import { formatIssues } from './fields.ts';
+import { TRAINER_LIMITS } from './trainer-limits.ts';
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
 const flag = z.enum(['0', '1']).transform((v) => v === '1');
@@ -71,6 +72,18 @@ export const ENV = {
     doc: "API URL browsers use for live updates, when it differs from the dashboard server's",
     readers: ['web'],
   }),
+  HEADBENCH_SECURE_COOKIE: v({
+    schema: flag,
+    doc: "1: the dashboard's session cookie is always `Secure` (without it: when the request came over https or with `X-Forwarded-Proto: https`)",
+    default: '0',
+    readers: ['web'],
+  }),
+  HEADBENCH_WEB_MAX_BODY_BYTES: v({
+    schema: int(1024, 64 * 1024 * 1024),
+    doc: "Largest request body the dashboard's API proxy forwards (larger: 413)",
+    default: '1048576',
+    readers: ['web'],
+  }),
   HEADBENCH_TOKEN: v({
     schema: text,
     doc: 'Token of `headbench-trainer` (trainer role) and `headbench submit` (member)',
@@ -79,6 +92,35 @@ export const ENV = {
   HEADBENCH_READ_TOKEN: v({
     schema: text,
     doc: 'Member token for trainers of APIs older than leases that carry datasets and models',
+    readers: ['trainer'],
+  }),
+  HEADBENCH_TOKEN_FILE: v({
+    schema: text,
+    doc: 'File holding the token instead of HEADBENCH_TOKEN (trainers refuse it when group or others can read it: chmod 600)',
+    readers: ['trainer', 'cli'],
+  }),
+  HEADBENCH_DATA_ROOTS: v({
+    schema: text,
+    doc: "Extra folders (':'-separated, like --data-root) whose datasets and weights a trainer may read; its work dir and caches always",
+    readers: ['trainer'],
+  }),
+  HEADBENCH_ALLOW_HOSTS: v({
+    schema: z
+      .string()
+      .regex(/^[\w.:[\]-]+(,[\w.:[\]-]+)*$/, { error: 'must be host or host:port, comma-separated' }),
+    doc: "Hosts (comma-separated, like --allow-host) a trainer may download datasets and weights from; the API's own host always",
+    readers: ['trainer'],
+  }),
+  HEADBENCH_MAX_DOWNLOAD_BYTES: v({
+    schema: int(1),
+    doc: 'Largest download a trainer takes (dataset archive, model file)',
+    default: String(TRAINER_LIMITS.downloadBytes),
+    readers: ['trainer'],
+  }),
+  HEADBENCH_MAX_UNPACKED_BYTES: v({
+    schema: int(1),
+    doc: 'Most bytes a dataset or model archive may unpack to on a trainer (entries and ratio are bounded too)',
+    default: String(TRAINER_LIMITS.unpackedBytes),
     readers: ['trainer'],
   }),
   HEADBENCH_TRAINER_SLOTS: v({
@@ -114,6 +156,22 @@ export const ENV = {
     schema: int(1),
     doc: 'Largest dataset archive upload',
     default: String(2 * 1024 * 1024 * 1024),
+    readers: ['api'],
+  }),
+  HEADBENCH_STORAGE: v({
+    schema: z.enum(['local', 'postgres']),
+    doc: "Where the API keeps artifacts and uploaded datasets: `local` (a directory; shared by every instance only on a shared volume) or `postgres` (large objects in the API's database: every instance reads them, no shared filesystem)",
+    default: 'local',
+    readers: ['api'],
+  }),
+  HEADBENCH_STORAGE_DIR: v({
+    schema: text,
+    doc: 'Directory of the `local` store (default: HEADBENCH_HOME/artifacts); give every API instance the same shared volume',
+    readers: ['api'],
+  }),
+  REDIS_URL: v({
+    schema: z.string().regex(/^rediss?:\/\//, { error: 'must be a redis:// or rediss:// URL' }),
+    doc: "Redis that carries live updates and trainer pushes between API instances; unset: Postgres (the API's own database) carries them",
     readers: ['api'],
   }),
   HEADBENCH_DB_POOL: v({
@@ -193,6 +251,12 @@ export const ENV = {
     schema: z.string().regex(/^postgres(ql)?:\/\//),
     doc: 'Postgres server the tests create their databases on',
     default: 'postgresql://postgres@127.0.0.1:5432/postgres',
+    readers: ['tests'],
+  }),
+  HEADBENCH_TEST_REDIS: v({
+    schema: z.string().regex(/^rediss?:\/\//),
+    doc: 'Redis of the tests that run API instances on the Redis adapter',
+    default: 'redis://127.0.0.1:6379',
     readers: ['tests'],
   }),
   HEADBENCH_TEST_VERBOSE: v({

@@ -84,9 +84,10 @@ async function run(job: ChildJob, control: { abort: AbortController; stop: boole
     runDir: job.runDir,
     home: job.home,
     backend: job.backend,
+    // The trainer fetched and checked every weights source (run:, path, URL): load only what it gave.
+    weightsPath: job.weightsPath,
     resolveWeights: async (ref) => {
-      if (!job.weightsPath) throw new HeadbenchInputError(`weights '${ref}' were not fetched by the trainer`);
-      return job.weightsPath;
+      throw new HeadbenchInputError(`weights '${ref}' were not fetched by the trainer`);
     },
     signal: control.abort.signal,
     stopAfterEpoch: () => control.stop,
@@ -161,7 +162,10 @@ export function childMain() {
           const trap = !stopped && isWasmTrap(e);
           const retryable =
             trap ||
-            (!stopped && /out of memory|could not allocate|ENOMEM|Array buffer allocation/i.test(e.message));
+            (!stopped &&
+              /out of memory|could not allocate|ENOMEM|Array buffer allocation|ENOSPC|no space left/i.test(
+                e.message,
+              ));
           const message = e.message || String(e);
           await send({
             type: 'error',
