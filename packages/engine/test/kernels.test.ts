@@ -490,7 +490,7 @@ describe('BatchMatMul replacement matches the cpu backend', () => {
     });
   });
 
-  // Dense-layer shapes that take the packing-free wasm/kernels.c kernels (B >= 64k elements, m <= 128):
+  // Dense-layer shapes that take the conv pool's packing-free gemm (wasm/dense.c; B >= 64k elements, m <= 128):
   // forward x.W (nn) and dx = dy.W^T (nt), with row / column / depth counts off the 4/16 blocking, a
   // depth over the 256 block, and a Flatten(7x7x128) -> Dense(512) head at batch 32.
   const dense: { a: number[]; b: number[]; tB: boolean }[] = [

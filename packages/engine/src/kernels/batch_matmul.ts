@@ -8,18 +8,19 @@ import {
   type TensorInfo,
   util,
 } from '@tensorflow/tfjs-core';
+import { convPool, type GemmKind } from './conv_pool.js';
 import { asTensor, asWasmBackend } from './util.js';
-import { gemm } from './wasm_kernels.js';
 
 /** Matrices smaller than this (m*k*n) stay on the stock kernel: a per-matrix loop would cost more. */
 const LOOP_MIN_WORK = 32 * 32 * 32;
 /**
- * Own packing-free kernels (wasm_kernels.ts) for a right-hand matrix of at least this many elements...
+ * Own packing-free kernels (the conv pool's gemm, wasm/dense.c) for a right-hand matrix (or, for xᵀ·dy,
+ * an output) of at least this many elements...
  * XNNPACK repacks a right-hand matrix it has not seen at ~25 ns/element (0.35 s for a 25088x512 Dense
  * kernel), which dominates whenever few rows multiply it (m small: Dense layers at training batch sizes).
  */
 const OWN_GEMM_MIN_B = 1 << 16;
-/** ...and at most this many rows: beyond it XNNPACK's two-threaded arithmetic wins back the packing. */
+/** ...and at most this many rows (xᵀ·dy: this deep): beyond it XNNPACK's arithmetic wins back the packing. */
 const OWN_GEMM_MAX_M = 128;
 /**
  * Right-hand matrices (by dataId) already multiplied once. Stock wasm caches its packed copy of a B it
@@ -27,6 +28,9 @@ const OWN_GEMM_MAX_M = 128;
  * kernel from its second use on; training weights are new tensors every step and never come back.
  */
 const seenB = new WeakSet<object>();
+
+/** Products that took the conv pool's gemm, by kind (tests check which path ran). */
+export const denseGemmStats: Record<GemmKind, number> = { nn: 0, tn: 0, nt: 0 };
 
 /**
  * Stock wasm BatchMatMul reaches XNNPACK only for a single plain A x B; with transposeA / transposeB
@@ -45,30 +49,51 @@ export function makeBatchMatMul(stock: KernelFunc): KernelFunc {
       );
     const batchA = util.sizeFromShape(a.shape.slice(0, -2));
     const batchB = util.sizeFromShape(b.shape.slice(0, -2));
-    if (batchA === 1 && batchB === 1 && !transposeA && a.dtype === 'float32' && b.dtype === 'float32') {
-      const [m, k] = a.shape.slice(-2);
+    if (
+      batchA === 1 &&
+      batchB === 1 &&
+      a.dtype === 'float32' &&
+      b.dtype === 'float32' &&
+      !(transposeA && transposeB)
+    ) {
+      // The product as out[rows, n] over a contraction of `depth`.
+      const [a0, a1] = a.shape.slice(-2);
+      const rows = transposeA ? a1 : a0;
+      const depth = transposeA ? a0 : a1;
       const n = transposeB ? b.shape[b.shape.length - 2] : b.shape[b.shape.length - 1];
       const seen = seenB.has(b.dataId);
       seenB.add(b.dataId);
-      // transposeB has no fast stock path at all (it would transpose B, a new tensor, every call).
-      if (k * n >= OWN_GEMM_MIN_B && m <= OWN_GEMM_MAX_M && (transposeB || !seen)) {
+      const kind: GemmKind | null = transposeA
+        ? // xᵀ·dy (a Dense kernel's gradient): a short contraction (the batch) into a large output.
+          depth <= OWN_GEMM_MAX_M && rows * n >= OWN_GEMM_MIN_B
+          ? 'tn'
+          : null
+        : // transposeB has no fast stock path at all (it would transpose B, a new tensor, every call).
+          depth * n >= OWN_GEMM_MIN_B && rows <= OWN_GEMM_MAX_M && (transposeB || !seen)
+          ? transposeB
+            ? 'nt'
+            : 'nn'
+          : null;
+      if (kind !== null) {
         const wasm = asWasmBackend(backend);
         const outShape = [
           ...broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2)),
-          m,
+          rows,
           n,
         ];
         const out = wasm.makeOutput(outShape, 'float32');
-        // Views after the allocation: growing the heap detaches older ones.
-        gemm(
-          transposeB ? 'nt' : 'nn',
+        // Views after the allocation: growing the heap detaches older ones. gemm's (m, k, n) are
+        // a's two dimensions and n: (rows, depth) for nn / nt, (depth, rows) for tn.
+        convPool().gemm(
+          kind,
           wasm.typedArrayFromHeap(a) as Float32Array,
           wasm.typedArrayFromHeap(b) as Float32Array,
           wasm.typedArrayFromHeap(out) as Float32Array,
-          m,
-          k,
+          a0,
+          a1,
           n,
         );
+        denseGemmStats[kind]++;
         return out;
       }
     }
