@@ -9,14 +9,13 @@ $CC --target=wasm32 -O3 -msimd128 -mbulk-memory -fno-vectorize -fno-slp-vectoriz
   -Wl,--no-entry -Wl,--export=dw_filter_grad -Wl,--export=heap_base \
   -Wl,--initial-memory=1048576 -Wl,--max-memory=4294967296 -Wl,-z,stack-size=65536 \
   -o kernels.wasm kernels.c
-# -ffp-contract=off: products and sums round as written (dense.c's Adam matches tfjs bit for bit).
 # The conv pool runs on several threads at once: it imports one shared memory (every instance the same)
 # and exports its stack pointer so each thread's instance gets its own stack (src/kernels/conv_pool.ts).
 # conv_pool_fma.wasm uses relaxed SIMD's fused multiply-add; conv_pool.wasm is the fallback without it.
 # conv_pool_single*.wasm import a plain (unshared) memory: the one-thread tfjs build's heap, used in place.
 pool() {
   $CC --target=wasm32 -O3 -msimd128 -mbulk-memory -mmutable-globals -fno-vectorize \
-    -fno-slp-vectorize -ffp-contract=off -nostdlib -Wl,--no-entry -Wl,--import-memory \
+    -fno-slp-vectorize -nostdlib -Wl,--no-entry -Wl,--import-memory \
     -Wl,--max-memory=4294967296 -Wl,--stack-first -Wl,-z,stack-size=65536 \
     -Wl,--export=wino_filter -Wl,--export=wino_conv -Wl,--export=filter_grad -Wl,--export=reduce_rows \
     -Wl,--export=max_pool_grad -Wl,--export=bn_stats -Wl,--export=bn_apply -Wl,--export=bn_grad_stats \

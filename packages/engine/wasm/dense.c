@@ -9,6 +9,10 @@
 // one pass over (w, g, m, v), and GeM is one pass forward and one backward.
 #include "simd.h"
 
+// Products and sums round as written, never fused into a multiply-add behind our back: adam_update
+// must match tfjs bit for bit (MADD, where wanted, is explicit).
+#pragma clang fp contract(off)
+
 typedef v128_t v4;
 #define LD(p) wasm_v128_load(p)
 #define ST(p, x) wasm_v128_store((p), (x))
