@@ -43,6 +43,33 @@ describe('Dense products on the conv pool (gemm nn / tn / nt) match the cpu back
   });
 });
 
+describe('_FusedMatMul (a Dense layer outside training) takes the same products, then bias and activation', () => {
+  const cases: { a: number[]; b: number[]; tB: boolean; activation: string; bias: boolean }[] = [
+    { a: [32, 3136], b: [3136, 512], tB: false, activation: 'relu', bias: true },
+    { a: [5, 301], b: [301, 235], tB: false, activation: 'linear', bias: false },
+    { a: [9, 1031], b: [83, 1031], tB: true, activation: 'sigmoid', bias: true },
+    { a: [3, 700], b: [700, 97], tB: false, activation: 'leakyrelu', bias: true },
+  ];
+  cases.forEach(({ a, b, tB, activation, bias }, i) => {
+    it(`${a} x ${b} transposeB=${tB} ${activation}${bias ? ' + bias' : ''}`, async () => {
+      const n = tB ? b[0] : b[1];
+      const inputs = {
+        a: { shape: a, data: rand(size(a), 1850 + i) },
+        b: { shape: b, data: rand(size(b), 1950 + i) },
+        ...(bias ? { bias: { shape: [n], data: rand(n, 2050 + i) } } : {}),
+      };
+      const attrs = { transposeA: false, transposeB: tB, activation, leakyreluAlpha: 0.1 };
+      const cpu = await runKernelOn('cpu', '_FusedMatMul', inputs, attrs);
+      const before = denseGemmStats[tB ? 'nt' : 'nn'];
+      const wasm = await runKernelOn('wasm', '_FusedMatMul', inputs, attrs);
+      expect(denseGemmStats[tB ? 'nt' : 'nn']).toBe(before + 1);
+      expect(wasm.shape).toEqual(cpu.shape);
+      expect(maxAbs(cpu.data)).toBeGreaterThan(0.1);
+      expect(relErr(wasm.data, cpu.data)).toBeLessThanOrEqual(TOL);
+    });
+  });
+});
+
 /** Adam's state after `steps` updates of the given weights with the given gradients, on a backend. */
 async function adamRun(
   backend: 'wasm' | 'cpu',

@@ -76,7 +76,7 @@ void gemm_nn(const float *a, const float *b, float *c, int m, int k, int n, int 
 // x^T dy, where the contraction (the batch, m) is short. Per block of 4 rows x 16 columns, m steps of
 // one A vector (4 rows' values, splatted lane by lane) times 4 B vectors.
 void gemm_tn(const float *a, const float *b, float *c, int m, int k, int n, int q_begin, int q_end) {
-  const int n16 = n - n % 16;
+  const int n8 = n - n % 8;
   for (int q = q_begin; q < q_end; q++) {
     const int i0 = q * 4;
     if (i0 + 4 > k) {  // the last, short block of rows: plain loops
@@ -88,27 +88,26 @@ void gemm_tn(const float *a, const float *b, float *c, int m, int k, int n, int 
         }
       continue;
     }
-    for (int j0 = 0; j0 < n16; j0 += 16) {
-      v4 acc[4][4];
-      for (int r = 0; r < 4; r++)
-        for (int v = 0; v < 4; v++) acc[r][v] = wasm_f32x4_splat(0.f);
+    for (int j0 = 0; j0 < n8; j0 += 8) {
+      v4 acc[4][2];
+      for (int t = 0; t < 4; t++) acc[t][0] = acc[t][1] = wasm_f32x4_splat(0.f);
       for (int r = 0; r < m; r++) {
         const float *brow = b + (long)r * n + j0;
-        v4 b0 = LD(brow), b1 = LD(brow + 4), b2 = LD(brow + 8), b3 = LD(brow + 12);
+        v4 b0 = LD(brow), b1 = LD(brow + 4);
         v4 av = LD(a + (long)r * k + i0);
-        v4 s[4] = {SPLAT(av, 0), SPLAT(av, 1), SPLAT(av, 2), SPLAT(av, 3)};
-        for (int t = 0; t < 4; t++) {
-          acc[t][0] = MADD(acc[t][0], s[t], b0);
-          acc[t][1] = MADD(acc[t][1], s[t], b1);
-          acc[t][2] = MADD(acc[t][2], s[t], b2);
-          acc[t][3] = MADD(acc[t][3], s[t], b3);
-        }
+        v4 s0 = SPLAT(av, 0), s1 = SPLAT(av, 1), s2 = SPLAT(av, 2), s3 = SPLAT(av, 3);
+        acc[0][0] = MADD(acc[0][0], s0, b0), acc[0][1] = MADD(acc[0][1], s0, b1);
+        acc[1][0] = MADD(acc[1][0], s1, b0), acc[1][1] = MADD(acc[1][1], s1, b1);
+        acc[2][0] = MADD(acc[2][0], s2, b0), acc[2][1] = MADD(acc[2][1], s2, b1);
+        acc[3][0] = MADD(acc[3][0], s3, b0), acc[3][1] = MADD(acc[3][1], s3, b1);
       }
-      for (int t = 0; t < 4; t++)
-        for (int v = 0; v < 4; v++) ST(c + (long)(i0 + t) * n + j0 + 4 * v, acc[t][v]);
+      for (int t = 0; t < 4; t++) {
+        ST(c + (long)(i0 + t) * n + j0, acc[t][0]);
+        ST(c + (long)(i0 + t) * n + j0 + 4, acc[t][1]);
+      }
     }
     for (int i = i0; i < i0 + 4; i++)  // leftover columns
-      for (int j = n16; j < n; j++) {
+      for (int j = n8; j < n; j++) {
         float s = 0.f;
         for (int r = 0; r < m; r++) s += a[(long)r * k + i] * b[(long)r * n + j];
         c[(long)i * n + j] = s;
