@@ -112,8 +112,11 @@ export interface LeasedRun {
   leaseExpiresAt: string;
   sweepId: string | null;
   config: RunConfig & { requires?: Requirements };
-  /** Resume from here when present (the run's latest checkpoint artifact). */
-  resume: { artifactId: string; epoch: number; downloadPath: string } | null;
+  /**
+   * Resume from here when present (the run's latest checkpoint artifact); `sha256` of its bytes as stored,
+   * to check before resuming.
+   */
+  resume: { artifactId: string; epoch: number; downloadPath: string; sha256: string } | null;
   /** Highest step already stored per metric name, so a resumed run can skip what it already sent. */
   lastSteps: Record<string, number>;
   /**
