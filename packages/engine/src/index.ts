@@ -20,3 +20,4 @@ export { batchNormTrainingStats, useFusedBatchNormTraining } from './layers/batc
 export { convTrainingStats, usePlainConvTraining } from './layers/conv_training.js';
 export { GEM_EPSILON, gemPool, gemStats } from './ops/gem.js';
 export { ADAM_UPDATE, adamStats, useOnePassAdam } from './optimizers/adam.js';
+export { kerasRmspropStep, RMSPROP_UPDATE, rmspropStats } from './optimizers/rmsprop.js';

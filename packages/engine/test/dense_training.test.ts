@@ -1,6 +1,15 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { adamStats, denseGemmStats, gemPool, gemStats, initBackend, useOnePassAdam } from '../src/index.js';
+import {
+  adamStats,
+  denseGemmStats,
+  gemPool,
+  gemStats,
+  initBackend,
+  kerasRmspropStep,
+  rmspropStats,
+  useOnePassAdam,
+} from '../src/index.js';
 import { maxAbs, rand, relErr, runKernelOn } from './helpers.js';
 
 // The Dense-layer training kernels of wasm/dense.c (conv pool): matrix products, Adam, GeM. Both vitest
@@ -128,6 +137,43 @@ describe('Adam in one pass (wasm/dense.c adam_update)', () => {
     expect(adamStats.updates).toBe(before);
     const onePass = await adamRun('wasm', true, shapes, 2);
     onePass.forEach((w, i) => expect(Array.from(w)).toEqual(Array.from(stock[i])));
+  });
+});
+
+/** Weights and mean squares after `steps` Keras RMSprop steps (lr 1e-3, ρ 0.9, ε 1e-7) on a backend. */
+async function rmspropRun(
+  backend: 'wasm' | 'cpu',
+  shapes: number[][],
+  steps: number,
+): Promise<Float32Array[]> {
+  await initBackend(backend);
+  const w = shapes.map((s, i) => tf.variable(tf.tensor(rand(size(s), 170 + i), s), true));
+  const ms = shapes.map((s) => tf.variable(tf.zeros(s), false));
+  for (let step = 0; step < steps; step++) {
+    shapes.forEach((s, i) => {
+      const g = tf.tidy(() =>
+        tf.mul(tf.relu(tf.tensor(rand(size(s), 190 + 7 * step + i), s)), 10 ** (i - 2)),
+      );
+      kerasRmspropStep(w[i], g, ms[i], { learningRate: 1e-3 * (step + 1), rho: 0.9, epsilon: 1e-7 });
+      g.dispose();
+    });
+  }
+  const out = [...w, ...ms].map((v) => v.dataSync() as Float32Array);
+  tf.dispose([...w, ...ms]);
+  return out;
+}
+
+describe('Keras RMSprop in one pass (wasm/dense.c rmsprop_update)', () => {
+  it('is bit for bit the tfjs ops on the cpu backend, mean squares included', async () => {
+    const shapes = [[37, 301], [301], [3]];
+    const cpu = await rmspropRun('cpu', shapes, 3);
+    const before = rmspropStats.updates;
+    const wasm = await rmspropRun('wasm', shapes, 3);
+    expect(rmspropStats.updates).toBe(before + 3 * shapes.length);
+    wasm.forEach((w, i) => {
+      expect(maxAbs(w)).toBeGreaterThan(0);
+      expect(Array.from(w)).toEqual(Array.from(cpu[i]));
+    });
   });
 });
 

@@ -20,7 +20,7 @@ pool() {
     -Wl,--export=wino_filter -Wl,--export=wino_conv -Wl,--export=filter_grad -Wl,--export=reduce_rows \
     -Wl,--export=max_pool_grad -Wl,--export=bn_stats -Wl,--export=bn_apply -Wl,--export=bn_grad_stats \
     -Wl,--export=bn_grad_apply -Wl,--export=relu_grad -Wl,--export=__heap_base -Wl,--export=__stack_pointer \
-    -Wl,--export=gemm_nn -Wl,--export=gemm_tn -Wl,--export=gemm_nt -Wl,--export=adam_update \
+    -Wl,--export=gemm_nn -Wl,--export=gemm_tn -Wl,--export=gemm_nt -Wl,--export=adam_update -Wl,--export=rmsprop_update \
     -Wl,--export=gem_forward -Wl,--export=gem_backward \
     "$@" winograd.c filter_grad.c training.c dense.c
 }

@@ -191,6 +191,31 @@ void adam_update(const float *w, const float *g, const float *m, const float *v,
   }
 }
 
+// RMSprop as Keras computes it (core's KerasRMSprop; ε outside the square root), one f32 rounding per
+// operation in its order, for elements [blk_begin·4096, blk_end·4096) ∩ [0, n):
+//   ms' = ms·ρ + g²·(1−ρ); w' = w − (g·lr) / (sqrt(ms') + ε)       k = [ρ, 1−ρ, lr, ε] as float32.
+void rmsprop_update(const float *w, const float *g, const float *ms, float *w2, float *ms2, const float *k, int n,
+                    int blk_begin, int blk_end) {
+  long i = (long)blk_begin * ELEM_BLOCK;
+  long end = (long)blk_end * ELEM_BLOCK;
+  if (end > n) end = n;
+  const v4 rho = wasm_f32x4_splat(k[0]), nrho = wasm_f32x4_splat(k[1]);
+  const v4 lr = wasm_f32x4_splat(k[2]), eps = wasm_f32x4_splat(k[3]);
+  for (; i + 4 <= end; i += 4) {
+    v4 gv = LD(g + i);
+    v4 next = wasm_f32x4_add(wasm_f32x4_mul(LD(ms + i), rho), wasm_f32x4_mul(wasm_f32x4_mul(gv, gv), nrho));
+    v4 step = wasm_f32x4_div(wasm_f32x4_mul(gv, lr), wasm_f32x4_add(wasm_f32x4_sqrt(next), eps));
+    ST(ms2 + i, next);
+    ST(w2 + i, wasm_f32x4_sub(LD(w + i), step));
+  }
+  for (; i < end; i++) {
+    float gi = g[i];
+    float next = ms[i] * k[0] + (gi * gi) * k[1];
+    ms2[i] = next;
+    w2[i] = w[i] - (gi * k[2]) / (__builtin_sqrtf(next) + k[3]);
+  }
+}
+
 // Natural log and exp of 4 floats (Cephes' single-precision polynomials, ~1 ulp): ln for x > 0 normal,
 // exp for |x| < 87 (clamped beyond).
 static v4 v_log(v4 x) {

@@ -37,6 +37,7 @@ interface PoolExports {
   gemm_tn(...args: number[]): void;
   gemm_nt(...args: number[]): void;
   adam_update(...args: number[]): void;
+  rmsprop_update(...args: number[]): void;
   gem_forward(...args: number[]): void;
   gem_backward(...args: number[]): void;
 }
@@ -74,6 +75,7 @@ const KERNELS = [
   'gemm_tn',
   'gemm_nt',
   'adam_update',
+  'rmsprop_update',
   'gem_forward',
   'gem_backward',
 ] as const;
@@ -501,6 +503,35 @@ export class ConvPool {
     try {
       const args = [wOff, gOff, mOff, vOff, w2Off, m2Off, v2Off, kOff, n];
       this.run(KERNELS.indexOf('adam_update'), args, -1, 0, Math.ceil(n / ELEM_BLOCK));
+    } finally {
+      done();
+    }
+  }
+
+  /**
+   * One Keras RMSprop step over a weight in one pass: (w, g, ms) → (w2, ms2), ms' = ms·ρ + g²·(1−ρ),
+   * w' = w − g·lr/(√ms' + ε), each operation rounded in float32 in that order.
+   */
+  rmspropUpdate(
+    w: Float32Array,
+    g: Float32Array,
+    ms: Float32Array,
+    out: { w: Float32Array; ms: Float32Array },
+    k: { rho: number; oneMinusRho: number; learningRate: number; epsilon: number },
+  ): void {
+    const n = w.length;
+    const consts = Float32Array.of(k.rho, k.oneMinusRho, k.learningRate, k.epsilon);
+    const [[wOff, gOff, msOff, w2Off, ms2Off, kOff], done] = this.bind([
+      { in: w },
+      { in: g },
+      { in: ms },
+      { out: out.w },
+      { out: out.ms },
+      { in: consts },
+    ]);
+    try {
+      const args = [wOff, gOff, msOff, w2Off, ms2Off, kOff, n];
+      this.run(KERNELS.indexOf('rmsprop_update'), args, -1, 0, Math.ceil(n / ELEM_BLOCK));
     } finally {
       done();
     }
