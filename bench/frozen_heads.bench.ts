@@ -36,8 +36,13 @@ const cli = path.join(root, 'apps/trainer/bin/headbench.js');
 
 interface RunRecord {
   config: { head: string; seed: number };
+  dataset: { train: number };
+  epochs: { images_per_s: number }[];
   timings: { seconds: number; featureSeconds?: number };
 }
+
+/** Seconds in training steps proper (the rest of a run: validation, checkpoints, the test set, reports). */
+const stepSeconds = (r: RunRecord) => r.epochs.reduce((sum, e) => sum + r.dataset.train / e.images_per_s, 0);
 
 /** One `headbench compare` in fresh folders; its wall time and its results.json's runs. */
 async function compare(label: string, headList: string, seedCount: number) {
@@ -87,19 +92,23 @@ console.log(
     `\nexperiment: ${backbone} frozen, ${17 * perClass} generated images, size ${size}, ${epochs} epochs`,
 );
 const one = await compare('one head', heads.split(',')[0], 1);
-console.log(`one head (${heads.split(',')[0]}, seed 0): ${one.seconds.toFixed(1)} s wall`);
+console.log(
+  `one head (${heads.split(',')[0]}, seed 0): ${one.seconds.toFixed(1)} s wall, the run ` +
+    `${one.runs[0].timings.seconds.toFixed(1)} s (training steps ${stepSeconds(one.runs[0]).toFixed(1)} s)`,
+);
 const all = await compare('every head', heads, seeds);
 const nHeads = heads.split(',').length;
 console.log(
   `${nHeads} heads x ${seeds} seeds: ${all.seconds.toFixed(1)} s wall (${(all.seconds / one.seconds).toFixed(2)}x one head's)`,
 );
-console.log('| head | runs | seconds per run (each seed) | feature seconds |');
-console.log('|---|---:|---|---:|');
+console.log('| head | runs | seconds per run (each seed) | of which training steps | feature seconds |');
+console.log('|---|---:|---|---|---:|');
 for (const head of heads.split(',')) {
   const runs = all.runs.filter((r) => r.config.head === head);
   const secs = runs.map((r) => r.timings.seconds.toFixed(1)).join(', ');
+  const steps = runs.map((r) => stepSeconds(r).toFixed(1)).join(', ');
   const feat = runs.map((r) => r.timings.featureSeconds ?? 0).reduce((a, b) => a + b, 0);
-  console.log(`| ${head} | ${runs.length} | ${secs} | ${feat.toFixed(1)} |`);
+  console.log(`| ${head} | ${runs.length} | ${secs} | ${steps} | ${feat.toFixed(1)} |`);
 }
 console.log(
   `load avg at end: ${os
