@@ -42,6 +42,8 @@ export interface RunServiceOptions {
    * may wait in the queue for as long as its sweep does, so this only bounds a queue left for dead.
    */
   queueRetentionSeconds?: number;
+  /** With several API instances: false on all but the one that reaps (see cluster/leader.ts). */
+  isLeader?: () => boolean;
 }
 
 /** Default wait a queued job survives in pg-boss (its own default, 14 days, dropped long sweeps' runs). */
@@ -635,9 +637,12 @@ export class RunService {
     return { runId, status: res.status, attempt: res.attempt };
   }
 
-  /** Requeues (or fails) runs whose trainer stopped heart-beating. Safe with several API instances. */
+  /**
+   * Requeues (or fails) runs whose trainer stopped heart-beating. Only the cluster's leader reaps; even two
+   * reapers would not requeue a run twice (each run is re-checked under a row lock).
+   */
   async reapExpired(): Promise<number> {
-    if (this.reaping || Date.now() < this.reapAfter) return 0;
+    if (this.reaping || Date.now() < this.reapAfter || this.opts.isLeader?.() === false) return 0;
     this.reaping = true;
     try {
       const { rows } = await this.pool.query<{ id: string; trainer_id: string | null }>(

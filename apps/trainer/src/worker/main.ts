@@ -10,7 +10,9 @@ export const TRAINER_HELP = `headbench-trainer — pull runs from a headbench AP
 
 Usage: headbench-trainer --api <url> --token <trainer token> [flags]
 
-  --api <url>          API base URL (env HEADBENCH_API)
+  --api <url>          API base URL (env HEADBENCH_API); several instances of one API: repeat the flag
+                       or separate URLs with commas, and the trainer moves to the next one when the one
+                       it talks to stops answering
   --token <token>      trainer token (env HEADBENCH_TOKEN)
   --read-token <tok>   not needed with current APIs (leases carry what a run reads); only for older
                        APIs: a member token to read models and the dataset registry (env HEADBENCH_READ_TOKEN)
@@ -34,7 +36,7 @@ export async function trainerMain(argv: string[]): Promise<number> {
     args: argv,
     strict: true,
     options: {
-      api: { type: 'string' },
+      api: { type: 'string', multiple: true },
       token: { type: 'string' },
       'read-token': { type: 'string' },
       name: { type: 'string' },
@@ -51,11 +53,17 @@ export async function trainerMain(argv: string[]): Promise<number> {
     return 0;
   }
   const env = readEnv(process.env, (m) => console.error(`headbench-trainer: ${m}`));
-  const api = values.api ?? env.HEADBENCH_API;
+  const api = values.api?.flatMap((a) => a.split(',')).filter(Boolean) ?? env.HEADBENCH_API;
   const token = values.token ?? env.HEADBENCH_TOKEN;
-  if (!api || !token) {
+  if (!api?.length || !token) {
     console.error(`headbench-trainer: --api and --token are required\n\n${TRAINER_HELP}`);
     return 2;
+  }
+  for (const u of Array.isArray(api) ? api : [api]) {
+    if (!/^https?:\/\/[^\s/]+/.test(u)) {
+      console.error(`headbench-trainer: --api: '${u.slice(0, 200)}' is not an http(s) URL`);
+      return 2;
+    }
   }
   const backend = (values.backend ?? 'auto') as 'auto' | 'tensorflow' | 'wasm';
   if (!['auto', 'tensorflow', 'wasm', 'cpu'].includes(backend)) {

@@ -24,7 +24,8 @@ import type { ChildJob, FromChild, ToChild } from './protocol.js';
 import { readTar, writeEntries } from './tar.js';
 
 export interface TrainerOptions {
-  api: string;
+  /** The API, or several instances of it (same database): on connection failure the next one is used. */
+  api: string | string[];
   token: string;
   /**
    * Only for APIs older than lease-carried reads: a member token to read other runs' models and the dataset
@@ -69,8 +70,8 @@ export class Trainer {
   readonly log: (m: string) => void;
 
   constructor(readonly o: TrainerOptions) {
-    this.link = new ApiLink(o.api.replace(/\/$/, ''), o.token);
-    this.readLink = o.readToken ? new ApiLink(this.link.url, o.readToken) : this.link;
+    this.link = new ApiLink(o.api, o.token);
+    this.readLink = o.readToken ? new ApiLink(this.link.urls, o.readToken) : this.link;
     this.log = o.log ?? ((m) => console.log(`[trainer ${o.name}] ${m}`));
   }
 
@@ -97,18 +98,27 @@ export class Trainer {
     this.log(
       `registered as ${this.trainerId} (${this.backendName}${this.gpu ? ', GPU' : ''}, ${this.o.slots} slot(s)) with ${this.link.url}`,
     );
-    this.socket = connectTrainerSocket({
+    this.connectSocket();
+    // Another instance took over: pushes (cancel, work) and socket metrics follow the link there.
+    this.link.onSwitch((url) => {
+      this.log(`API at ${url} now (the previous instance did not answer)`);
+      if (!this.halt.signal.aborted) this.connectSocket();
+    });
+    this.loops.push(this.leaseLoop(), this.heartbeatLoop());
+  }
+
+  private connectSocket() {
+    this.socket?.close();
+    const socket = connectTrainerSocket({
       url: this.link.url,
       token: this.o.token,
       trainerId: this.trainerId,
     });
-    this.socket.on('cancel', (m: { runId: string; reason: string }) =>
-      this.tasks.get(m.runId)?.cancel(m.reason),
-    );
-    this.socket.on('work', () => this.wakeLease?.());
-    this.link.socket = this.socket; // metrics go over it while connected (outbox → ApiLink.reportMetrics)
-    this.socket.on('connect_error', () => {}); // socket.io keeps retrying; polling covers the gap
-    this.loops.push(this.leaseLoop(), this.heartbeatLoop());
+    socket.on('cancel', (m: { runId: string; reason: string }) => this.tasks.get(m.runId)?.cancel(m.reason));
+    socket.on('work', () => this.wakeLease?.());
+    socket.on('connect_error', () => {}); // socket.io keeps retrying; polling covers the gap
+    this.socket = socket;
+    this.link.socket = socket; // metrics go over it while connected (outbox → ApiLink.reportMetrics)
   }
 
   private async register(memory: number) {
@@ -139,6 +149,7 @@ export class Trainer {
       const free = this.o.slots - this.busy;
       let got = 0;
       if (free > 0) {
+        const url = this.link.url;
         try {
           const out = await this.link.client.trainer.lease.mutate({
             trainerId: this.trainerId,
@@ -154,6 +165,7 @@ export class Trainer {
           }
         } catch (e) {
           const c = classify(e);
+          this.link.noteFailure(e, url);
           if (!c.transient && /not registered/.test(c.message)) {
             await this.register(os.totalmem()).catch(() => {});
           } else if (failures++ % 20 === 0) this.log(`lease: ${c.message}`);
@@ -182,6 +194,7 @@ export class Trainer {
     while (!this.halt.signal.aborted) {
       let ok = true;
       const held = [...this.tasks.values()].filter((t) => !t.outbox.lost);
+      const url = this.link.url;
       try {
         const out = await this.link.client.trainer.heartbeat.mutate({
           trainerId: this.trainerId,
@@ -190,6 +203,7 @@ export class Trainer {
         for (const r of out.runs) if (r.cancel) this.tasks.get(r.runId)?.cancel(r.reason ?? 'canceled');
       } catch (e) {
         ok = false;
+        this.link.noteFailure(e, url);
         if (!classify(e).transient && /not registered/.test(classify(e).message))
           await this.register(os.totalmem()).catch(() => {});
       }
