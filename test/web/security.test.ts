@@ -63,13 +63,13 @@ describe('issue 15: attacks on the dashboard', () => {
     expect(tls.headers.get('set-cookie')).toMatch(/; Secure$/);
 
     // Login CSRF: another site's form signing the visitor in (as the attacker), or out.
-    const crossSiteHeaders: Record<string, string>[] = [
+    const crossSite: Record<string, string>[] = [
       { origin: 'http://evil.example' },
       { 'sec-fetch-site': 'cross-site' },
       { 'sec-fetch-site': 'same-site', origin: 'http://sub.127.0.0.1.nip.io' },
       { origin: 'null' },
     ];
-    for (const headers of crossSiteHeaders) {
+    for (const headers of crossSite) {
       const res = await signIn({ token }, headers);
       expect(res.status, JSON.stringify(headers)).toBe(403);
       expect(res.headers.get('set-cookie')).toBeNull();

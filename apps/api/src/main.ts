@@ -54,14 +54,14 @@ export interface ApiOptions {
   maxDatasetBytes?: number;
   /** Seconds after start before expired leases are reaped; default one lease length. */
   reaperGraceSeconds?: number;
-  /** How long pg-boss keeps a waiting job (tests shorten it); default ten years. */
-  queueRetentionSeconds?: number;
   /** Artifact and dataset store; default env HEADBENCH_STORAGE or local. */
   storage?: StorageKind;
   /** Directory of the local store; default env HEADBENCH_STORAGE_DIR or `<home>/artifacts`. */
   storageDir?: string;
   /** Redis carrying live updates between instances; default env REDIS_URL, else Postgres carries them. */
   redisUrl?: string;
+  /** How long pg-boss keeps a waiting job (tests shorten it); default ten years. */
+  queueRetentionSeconds?: number;
   /** Print the admin token when one is created; default true. */
   quiet?: boolean;
 }
@@ -110,10 +110,10 @@ export async function createApi(opts: ApiOptions = {}): Promise<ApiHandle> {
       maxArtifactBytes: opts.maxArtifactBytes ?? env.HEADBENCH_MAX_ARTIFACT_BYTES,
       maxDatasetBytes: opts.maxDatasetBytes ?? env.HEADBENCH_MAX_DATASET_BYTES,
       reaperGraceSeconds: opts.reaperGraceSeconds,
-      queueRetentionSeconds: opts.queueRetentionSeconds,
-      embedded,
       storage: opts.storage ?? env.HEADBENCH_STORAGE,
       storageDir: resolve(opts.storageDir ?? env.HEADBENCH_STORAGE_DIR ?? join(home, 'artifacts')),
+      queueRetentionSeconds: opts.queueRetentionSeconds,
+      embedded,
     };
     // Nest's body parser stays off: tRPC parses its own (with its own limit) and uploads stream.
     const app = await NestFactory.create<NestExpressApplication>(ApiModule.forRoot(config, db, cluster), {

@@ -3,7 +3,7 @@
 // Ctrl-C stops everything; the data stays in HEADBENCH_HOME (default ./.headbench) for the next start.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -63,11 +63,12 @@ const env = readEnv(process.env, say);
 async function startApi(home: string): Promise<ApiHandle> {
   const port = env.PORT ?? 4000;
   try {
-    return await createApi({ home, port });
+    // quiet: the launcher says itself whether the admin token was created now (and shows it only then).
+    return await createApi({ home, port, quiet: true });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE' || env.PORT !== undefined) throw e;
     say(`port ${port} is taken; using a free port`);
-    return createApi({ home, port: 0 });
+    return createApi({ home, port: 0, quiet: true });
   }
 }
 
@@ -244,6 +245,11 @@ export async function launch(_argv: string[]): Promise<number> {
   const home = resolve(env.HEADBENCH_HOME ?? join(env.INIT_CWD ?? process.cwd(), '.headbench'));
   await mkdir(home, { recursive: true });
   say(`state in ${home}${env.DATABASE_URL ? ' (database: DATABASE_URL)' : ' (embedded Postgres)'}`);
+  const adminTokenFile = join(home, 'admin-token');
+  const hadAdminToken = await stat(adminTokenFile).then(
+    () => true,
+    () => false,
+  );
   const api = await startApi(home);
   let stopping = false;
   let web: WebProcess | null = null;
@@ -273,8 +279,12 @@ export async function launch(_argv: string[]): Promise<number> {
     console.log(`
 headbench is running
   API        ${api.url}   (tRPC ${api.url}/trpc, socket.io /live and /trainers)
-  admin token ${api.adminToken}   (also in ${join(home, 'admin-token')})
-  more trainers: npx headbench-trainer --api ${api.url} --token <trainer token>
+  ${
+    hadAdminToken
+      ? `admin token in ${adminTokenFile}`
+      : `admin token ${api.adminToken}   (created now, shown only this once; stored in ${adminTokenFile}, mode 600)`
+  }
+  more trainers: HEADBENCH_TOKEN_FILE=<file holding a trainer token, mode 600> npx headbench-trainer --api ${api.url}
   Ctrl-C stops everything; the next npm start continues where this one stopped.
 `);
     if (!stopping) web = startWeb(api.url, () => stopping);
@@ -286,8 +296,6 @@ headbench is running
           TRAINER_BIN,
           '--api',
           api.url,
-          '--token',
-          tokens.trainer,
           '--name',
           'local',
           '--slots',
@@ -299,7 +307,12 @@ headbench is running
         ],
         // Own process group, so a terminal Ctrl-C reaches only us and the trainer gets exactly one SIGINT
         // (a second one means "exit now"); the IPC channel makes it stop if we die.
-        { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], detached: true },
+        // The token goes in the environment (only this user can read it), never in argv (everyone can).
+        {
+          stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+          detached: true,
+          env: { ...process.env, HEADBENCH_TOKEN: tokens.trainer, HEADBENCH_TOKEN_FILE: '' },
+        },
       );
       trainer.on('exit', (code, signal) => {
         if (!stopping) say(`the local trainer exited (${signal ?? code}); the API keeps running`);

@@ -3,6 +3,7 @@
 // "Environment" table is checked against this list by a test.
 import { z } from 'zod';
 import { formatIssues } from './fields.ts';
+import { TRAINER_LIMITS } from './trainer-limits.ts';
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
 const flag = z.enum(['0', '1']).transform((v) => v === '1');
@@ -91,6 +92,35 @@ export const ENV = {
   HEADBENCH_READ_TOKEN: v({
     schema: text,
     doc: 'Member token for trainers of APIs older than leases that carry datasets and models',
+    readers: ['trainer'],
+  }),
+  HEADBENCH_TOKEN_FILE: v({
+    schema: text,
+    doc: 'File holding the token instead of HEADBENCH_TOKEN (trainers refuse it when group or others can read it: chmod 600)',
+    readers: ['trainer', 'cli'],
+  }),
+  HEADBENCH_DATA_ROOTS: v({
+    schema: text,
+    doc: "Extra folders (':'-separated, like --data-root) whose datasets and weights a trainer may read; its work dir and caches always",
+    readers: ['trainer'],
+  }),
+  HEADBENCH_ALLOW_HOSTS: v({
+    schema: z
+      .string()
+      .regex(/^[\w.:[\]-]+(,[\w.:[\]-]+)*$/, { error: 'must be host or host:port, comma-separated' }),
+    doc: "Hosts (comma-separated, like --allow-host) a trainer may download datasets and weights from; the API's own host always",
+    readers: ['trainer'],
+  }),
+  HEADBENCH_MAX_DOWNLOAD_BYTES: v({
+    schema: int(1),
+    doc: 'Largest download a trainer takes (dataset archive, model file)',
+    default: String(TRAINER_LIMITS.downloadBytes),
+    readers: ['trainer'],
+  }),
+  HEADBENCH_MAX_UNPACKED_BYTES: v({
+    schema: int(1),
+    doc: 'Most bytes a dataset or model archive may unpack to on a trainer (entries and ratio are bounded too)',
+    default: String(TRAINER_LIMITS.unpackedBytes),
     readers: ['trainer'],
   }),
   HEADBENCH_TRAINER_SLOTS: v({

@@ -16,3 +16,4 @@ export * from './results.ts';
 export * from './run-config.ts';
 export * from './stats/index.ts';
 export * from './sweep.ts';
+export * from './trainer-limits.ts';

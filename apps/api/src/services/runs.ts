@@ -15,6 +15,7 @@ import {
   type RunStateOutput,
   type RunStatus,
   type SweepSpec,
+  storableText,
 } from '@headbench/spec';
 import { TRPCError } from '@trpc/server';
 import type pg from 'pg';
@@ -37,13 +38,13 @@ export interface RunServiceOptions {
    * that kept running while the API was down get to heartbeat before their runs are requeued.
    */
   reaperGraceSeconds?: number;
+  /** With several API instances: false on all but the one that reaps (see cluster/leader.ts). */
+  isLeader?: () => boolean;
   /**
    * How long pg-boss keeps a job that is still waiting (its `retentionSeconds`); default ten years. A run
    * may wait in the queue for as long as its sweep does, so this only bounds a queue left for dead.
    */
   queueRetentionSeconds?: number;
-  /** With several API instances: false on all but the one that reaps (see cluster/leader.ts). */
-  isLeader?: () => boolean;
 }
 
 /** Default wait a queued job survives in pg-boss (its own default, 14 days, dropped long sweeps' runs). */
@@ -382,7 +383,16 @@ export class RunService {
       if (free <= 0) break;
       await this.ensureQueue(queue);
       const got = await withTx(this.pool, async (c) => {
-        const jobs = await this.boss.fetch<{ runId: string }>(queue, { batchSize: free, ...bossDb(c) });
+        // Never more runs than the slots it registered, whatever freeSlots says (the trainer row is
+        // locked, so two concurrent leases of one trainer count each other's runs).
+        const room = await c.query<{ room: number }>(
+          `SELECT t.slots - (SELECT count(*) FROM runs WHERE trainer_id = t.id AND status = 'running')::int AS room
+           FROM trainers t WHERE t.id = $1 FOR UPDATE`,
+          [trainer.id],
+        );
+        const take = Math.min(free, room.rows[0]?.room ?? 0);
+        if (take <= 0) return [];
+        const jobs = await this.boss.fetch<{ runId: string }>(queue, { batchSize: take, ...bossDb(c) });
         const out: LeasedRun[] = [];
         for (const job of jobs) {
           const leaseId = randomUUID();
@@ -581,7 +591,7 @@ export class RunService {
         [r.id, jobId],
       );
       await this.event(c, r.id, 'released', r.attempt, {
-        reason: input.reason,
+        reason: storableText(input.reason),
         trainerId: r.trainer_id,
         ...(input.checkpointEpoch !== undefined ? { checkpointEpoch: input.checkpointEpoch } : {}),
         resumeFromEpoch: rows[0]?.checkpoint_epoch ?? null,
@@ -602,6 +612,8 @@ export class RunService {
     lock: (c: pg.PoolClient) => Promise<HeldRow | null>,
     eventType = 'failed',
   ): Promise<RunStateOutput | null> {
+    // Trainer text (an exception's message) may hold NUL and other controls Postgres text refuses.
+    reason = storableText(reason);
     this.forgetHolder(runId);
     const res = await withTx(this.pool, async (c) => {
       const r = await lock(c);

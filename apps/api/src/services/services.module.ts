@@ -28,13 +28,13 @@ export interface ApiConfig {
   maxArtifactBytes: number;
   maxDatasetBytes: number;
   reaperGraceSeconds?: number;
+  /** Artifact and dataset bytes: a directory (`storageDir`) or Postgres large objects. */
+  storage: StorageKind;
+  storageDir: string;
   /** pg-boss retention of waiting jobs (tests shorten it); default QUEUE_RETENTION_SECONDS. */
   queueRetentionSeconds?: number;
   /** The embedded Postgres this API started and watches, if any (health reports its state). */
   embedded?: Pick<EmbeddedDb, 'state' | 'restarts'>;
-  /** Artifact and dataset bytes: a directory (`storageDir`) or Postgres large objects. */
-  storage: StorageKind;
-  storageDir: string;
 }
 
 export const API_CONFIG = Symbol('headbench.config');
@@ -104,8 +104,8 @@ export class ServicesModule {
                 leaseSeconds: config.leaseSeconds,
                 maxAttempts: config.maxAttempts,
                 reaperGraceSeconds: config.reaperGraceSeconds,
-                queueRetentionSeconds: config.queueRetentionSeconds,
                 isLeader: () => cluster.leader.isLeader,
+                queueRetentionSeconds: config.queueRetentionSeconds,
               },
               config.databaseUrl,
             );
@@ -114,7 +114,6 @@ export class ServicesModule {
           },
           inject: [LiveHub],
         },
-        { provide: LiveTickets, useFactory: () => new LiveTickets(db.pool) },
         {
           provide: TokenAuth,
           useFactory: () => {
@@ -128,6 +127,7 @@ export class ServicesModule {
           provide: ARTIFACT_STORE,
           useFactory: () => openArtifactStore(config.storage, config.storageDir, db.pool),
         },
+        { provide: LiveTickets, useFactory: () => new LiveTickets(db.pool) },
         {
           provide: MetricService,
           useFactory: (runs: RunService, hub: LiveHub) =>

@@ -7,6 +7,7 @@ import {
   reportMetricsOverSocket,
 } from '@headbench/client';
 import type { Socket } from 'socket.io-client';
+import { type AccessPolicy, downloadToFile } from './access.js';
 
 /** The API answered that this trainer no longer holds the run (canceled, lease lost): drop it. */
 export class LeaseLostError extends Error {}
@@ -187,6 +188,19 @@ export class ApiLink {
     if (!res.ok)
       throw new HttpError(`upload ${q.name} failed (${res.status}): ${text.slice(0, 300)}`, res.status);
     return JSON.parse(text) as { id: string; sha256: string };
+  }
+
+  /**
+   * GETs an API path (an artifact, an uploaded dataset) into `file`, streamed under the download cap.
+   * Refusals keep their status (`classify` tells a lost lease from a hiccup).
+   */
+  downloadTo(path: string, file: string, policy: AccessPolicy, what: string, token = this.token) {
+    return downloadToFile(`${this.url}${path}`, file, policy, {
+      what,
+      headers: { authorization: `Bearer ${token}` },
+      timeoutMs: 600_000,
+      refused: (status) => new HttpError(`${what}: the API answered ${status}`, status),
+    });
   }
 
   async download(path: string, token = this.token): Promise<Buffer> {

@@ -42,9 +42,10 @@ async function run(job: ChildJob, control: { abort: AbortController; stop: boole
     runDir: job.runDir,
     home: job.home,
     backend: job.backend,
+    // The trainer fetched and checked every weights source (run:, path, URL): load only what it gave.
+    weightsPath: job.weightsPath,
     resolveWeights: async (ref) => {
-      if (!job.weightsPath) throw new HeadbenchInputError(`weights '${ref}' were not fetched by the trainer`);
-      return job.weightsPath;
+      throw new HeadbenchInputError(`weights '${ref}' were not fetched by the trainer`);
     },
     signal: control.abort.signal,
     stopAfterEpoch: () => control.stop,
@@ -112,7 +113,10 @@ export function childMain() {
         async (e: Error) => {
           const stopped = e instanceof RunStoppedError;
           const retryable =
-            !stopped && /out of memory|could not allocate|ENOMEM|Array buffer allocation/i.test(e.message);
+            !stopped &&
+            /out of memory|could not allocate|ENOMEM|Array buffer allocation|ENOSPC|no space left/i.test(
+              e.message,
+            );
           await send({ type: 'error', message: e.message || String(e), stopped, retryable });
           process.exit(stopped ? 0 : 1);
         },

@@ -1,4 +1,5 @@
 // `headbench-trainer`: the fleet worker's command line.
+import { readFile, stat } from 'node:fs/promises';
 import { availableParallelism, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -8,14 +9,20 @@ import { Trainer } from './trainer.js';
 
 export const TRAINER_HELP = `headbench-trainer — pull runs from a headbench API and train them
 
-Usage: headbench-trainer --api <url> --token <trainer token> [flags]
+Usage: HEADBENCH_TOKEN=<trainer token> headbench-trainer --api <url> [flags]
+       headbench-trainer --api <url> --token-file <file> [flags]
 
   --api <url>          API base URL (env HEADBENCH_API); several instances of one API: repeat the flag
                        or separate URLs with commas, and the trainer moves to the next one when the one
                        it talks to stops answering
-  --token <token>      trainer token (env HEADBENCH_TOKEN)
-  --read-token <tok>   not needed with current APIs (leases carry what a run reads); only for older
-                       APIs: a member token to read models and the dataset registry (env HEADBENCH_READ_TOKEN)
+  --token-file <file>  file holding the trainer token, readable by its owner only (chmod 600)
+                       (env HEADBENCH_TOKEN_FILE); or the token itself in env HEADBENCH_TOKEN.
+                       Tokens are never taken from the command line: every user of the machine can read it.
+                       Older APIs only: a member token in env HEADBENCH_READ_TOKEN to read models and datasets.
+  --data-root <dir>    a folder local datasets and weights may be read from (repeatable; env
+                       HEADBENCH_DATA_ROOTS, ':'-separated). Always allowed: the work dir and the caches
+  --allow-host <host>  a host (host or host:port) datasets and weights may be downloaded from (repeatable;
+                       env HEADBENCH_ALLOW_HOSTS, comma-separated). The API's own hosts are always allowed
   --name <name>        stable trainer name (default: host name)
   --slots <n>          runs trained at once, one child process each (default: one per core)
   --backend <b>        auto | tensorflow | wasm (default auto: tfjs-node-gpu, tfjs-node, else wasm)
@@ -32,13 +39,21 @@ export async function trainerMain(argv: string[]): Promise<number> {
     childMain();
     return new Promise<number>(() => {}); // the child exits itself
   }
+  const inArgv = argv.find((a) => /^--(read-)?token(=|$)/.test(a));
+  if (inArgv) {
+    console.error(
+      `headbench-trainer: ${inArgv.split('=')[0]} is no longer accepted: a token on the command line is readable by every user of this machine (/proc/<pid>/cmdline). Put it in env HEADBENCH_TOKEN, or in a file only you can read and pass --token-file <file>.`,
+    );
+    return 2;
+  }
   const { values } = parseArgs({
     args: argv,
     strict: true,
     options: {
       api: { type: 'string', multiple: true },
-      token: { type: 'string' },
-      'read-token': { type: 'string' },
+      'token-file': { type: 'string' },
+      'data-root': { type: 'string', multiple: true },
+      'allow-host': { type: 'string', multiple: true },
       name: { type: 'string' },
       slots: { type: 'string' },
       backend: { type: 'string' },
@@ -54,14 +69,32 @@ export async function trainerMain(argv: string[]): Promise<number> {
   }
   const env = readEnv(process.env, (m) => console.error(`headbench-trainer: ${m}`));
   const api = values.api?.flatMap((a) => a.split(',')).filter(Boolean) ?? env.HEADBENCH_API;
-  const token = values.token ?? env.HEADBENCH_TOKEN;
+  let token: string | undefined;
+  try {
+    const file = values['token-file'] ?? env.HEADBENCH_TOKEN_FILE;
+    token = file ? await readTokenFile(file) : env.HEADBENCH_TOKEN;
+  } catch (e) {
+    console.error(`headbench-trainer: ${(e as Error).message}`);
+    return 2;
+  }
   if (!api?.length || !token) {
-    console.error(`headbench-trainer: --api and --token are required\n\n${TRAINER_HELP}`);
+    console.error(
+      `headbench-trainer: --api and a token (env HEADBENCH_TOKEN, or --token-file) are required\n\n${TRAINER_HELP}`,
+    );
     return 2;
   }
   for (const u of Array.isArray(api) ? api : [api]) {
     if (!/^https?:\/\/[^\s/]+/.test(u)) {
       console.error(`headbench-trainer: --api: '${u.slice(0, 200)}' is not an http(s) URL`);
+      return 2;
+    }
+  }
+  const allowHosts = [...(values['allow-host'] ?? []), ...(env.HEADBENCH_ALLOW_HOSTS?.split(',') ?? [])];
+  for (const h of allowHosts) {
+    if (!/^[\w.-]+(:\d{1,5})?$|^\[[\da-f:.]+\](:\d{1,5})?$/i.test(h)) {
+      console.error(
+        `headbench-trainer: --allow-host: '${h}' must be a host name or address, optionally with :port`,
+      );
       return 2;
     }
   }
@@ -80,7 +113,14 @@ export async function trainerMain(argv: string[]): Promise<number> {
   const trainer = new Trainer({
     api,
     token,
-    readToken: values['read-token'] ?? env.HEADBENCH_READ_TOKEN,
+    readToken: env.HEADBENCH_READ_TOKEN,
+    dataRoots: [
+      ...(values['data-root'] ?? []),
+      ...(env.HEADBENCH_DATA_ROOTS?.split(':').filter(Boolean) ?? []),
+    ],
+    allowHosts,
+    maxDownloadBytes: env.HEADBENCH_MAX_DOWNLOAD_BYTES,
+    maxUnpackedBytes: env.HEADBENCH_MAX_UNPACKED_BYTES,
     name,
     slots,
     backend,
@@ -108,4 +148,24 @@ export async function trainerMain(argv: string[]): Promise<number> {
   if (process.connected) process.on('disconnect', () => onSignal('SIGINT'));
   await trainer.start();
   return new Promise<number>(() => {}); // runs until a signal
+}
+
+/** The token in `file`, which only its owner may read: a token others can read is already shared. */
+export async function readTokenFile(file: string): Promise<string> {
+  let st: Awaited<ReturnType<typeof stat>>;
+  try {
+    st = await stat(file);
+  } catch (e) {
+    throw new Error(
+      `--token-file ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`,
+    );
+  }
+  if (!st.isFile()) throw new Error(`--token-file ${file}: not a regular file`);
+  if (st.mode & 0o077)
+    throw new Error(
+      `--token-file ${file}: group or others can read it (mode ${(st.mode & 0o777).toString(8)}); run chmod 600 ${file}`,
+    );
+  const token = (await readFile(file, 'utf8')).trim();
+  if (!token) throw new Error(`--token-file ${file}: the file is empty`);
+  return token;
 }

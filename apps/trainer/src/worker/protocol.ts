@@ -12,7 +12,7 @@ export interface ChildJob {
   runDir: string;
   home: string;
   backend: BackendName;
-  /** Local model folder for `weights: run:<id>`. */
+  /** Local model folder the trainer fetched and checked for the run's weights (run:, path or URL). */
   weightsPath?: string;
 }
 

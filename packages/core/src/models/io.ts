@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { mkdir, open, readFile, realpath, rename, stat, unlink } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
@@ -75,6 +75,30 @@ function modelPaths(pathOrDir: string): { dir: string; json: string } {
   p = resolve(p);
   if (p.toLowerCase().endsWith('.json')) return { dir: dirname(p), json: p };
   return { dir: p, json: join(p, MODEL_JSON) };
+}
+
+/**
+ * The file a weightsManifest entry names, which must lie inside the model folder: a model is a folder,
+ * and a manifest from someone else (an uploaded archive, a URL) must not make us read `../../secret`.
+ * Symbolic links are followed before the check, so a link out of the folder is refused too.
+ */
+async function insideModelFolder(dir: string, rel: string, json: string): Promise<string> {
+  const refuse = () =>
+    new HeadbenchInputError(
+      `${basename(json)}: weightsManifest path '${String(rel).slice(0, 200)}' leaves the model folder (weights files must lie inside it)`,
+      json,
+    );
+  if (typeof rel !== 'string' || rel === '' || isAbsolute(rel) || rel.includes('\0')) throw refuse();
+  const file = resolve(dir, rel);
+  const within = (root: string, p: string) => {
+    const r = relative(root, p);
+    return r !== '' && !r.startsWith('..') && !isAbsolute(r);
+  };
+  if (!within(dir, file)) throw refuse();
+  // A missing file is reported by the read; only an existing one can point elsewhere through a link.
+  const real = await realpath(file).catch(() => null);
+  if (real !== null && !within(await realpath(dir), real)) throw refuse();
+  return file;
 }
 
 /**
@@ -157,7 +181,7 @@ export function fileSystemHandler(dir: string): tf.io.IOHandler {
         for (const group of manifest) {
           specs.push(...group.weights);
           for (const rel of group.paths) {
-            const file = resolve(paths.dir, rel);
+            const file = await insideModelFolder(paths.dir, rel, paths.json);
             let buf: Buffer;
             try {
               buf = await readFile(file);

@@ -34,6 +34,11 @@ export interface TrainRunOptions {
   backend?: BackendName;
   /** Turn `run:<id>` (or any reference) into a model path; the CLI and the trainer provide it. */
   resolveWeights?: (ref: string) => Promise<string>;
+  /**
+   * Load the backbone weights from this local folder instead of what `config.weights` names: the caller
+   * (a trainer) fetched and checked them itself, so nothing here reads a path or URL from the config.
+   */
+  weightsPath?: string;
   /** Use the frozen-backbone feature cache when the backbone is frozen (default true). */
   featureCache?: boolean;
   /** Checkpoint every k epochs (default 1). */
@@ -154,7 +159,8 @@ export async function prepareRun(options: TrainRunOptions): Promise<RunContext> 
   });
   if (config.weights !== 'none') {
     const source = await runModelOrPath(
-      config.weights.startsWith('run:') ? await requireResolver(options, config.weights) : config.weights,
+      options.weightsPath ??
+        (config.weights.startsWith('run:') ? await requireResolver(options, config.weights) : config.weights),
     );
     const { loaded } = await loadWeightsByName(backbone, source, { skipMissing: false });
     log(`loaded ${loaded.length} layers of weights from ${config.weights}`);
