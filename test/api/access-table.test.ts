@@ -73,7 +73,6 @@ let admin: HeadbenchClient;
 const tokens = {} as Record<Exclude<Caller, 'none'>, string>;
 let holder: HeadbenchClient;
 let holderToken: string;
-let holderTrainerId: string;
 let otherTrainerId: string;
 let seq = 0;
 
@@ -86,8 +85,13 @@ async function ownedSweep() {
 async function heldRun(): Promise<LeasedRun & { artifactId: string }> {
   const c = createHeadbenchClient({ url: api.url, token: tokens.owner });
   await c.sweeps.create.mutate(spec(`held${++seq}`, { requires: { backend: 'holder' } }));
+  // A trainer row per held run: leases never exceed a trainer's registered slots, and these runs stay held.
+  const { trainerId } = await holder.trainer.register.mutate({
+    name: `holder${seq}`,
+    capabilities: { backend: 'holder' },
+  });
   const run = await waitFor(
-    async () => (await holder.trainer.lease.mutate({ trainerId: holderTrainerId, freeSlots: 1 })).runs[0],
+    async () => (await holder.trainer.lease.mutate({ trainerId, freeSlots: 1 })).runs[0],
     10_000,
     'a lease',
   );
@@ -212,9 +216,6 @@ beforeAll(async () => {
   tokens.owner = (await admin.tokens.create.mutate({ name: 'alice', role: 'member', user: 'alice' })).token;
   holderToken = (await admin.tokens.create.mutate({ name: 'holder', role: 'trainer', user: 'gpu1' })).token;
   holder = createHeadbenchClient({ url: api.url, token: holderToken, batch: false });
-  holderTrainerId = (
-    await holder.trainer.register.mutate({ name: 'holder', capabilities: { backend: 'holder' } })
-  ).trainerId;
   tokens.trainer = (await admin.tokens.create.mutate({ name: 'other', role: 'trainer', user: 'gpu2' })).token;
   const other = createHeadbenchClient({ url: api.url, token: tokens.trainer, batch: false });
   otherTrainerId = (await other.trainer.register.mutate({ name: 'other', capabilities: { backend: 'cpu' } }))
