@@ -62,6 +62,8 @@ export async function startApi(opts: {
   home: string;
   leaseSeconds: number;
   port?: number;
+  /** More environment for the API process (storage, cluster settings). */
+  env?: Record<string, string>;
 }): Promise<ApiServer> {
   const port = opts.port ?? (await freePort());
   const launch = async () => {
@@ -75,6 +77,7 @@ export async function startApi(opts: {
         HEADBENCH_LEASE_SECONDS: String(opts.leaseSeconds),
         PORT: String(port),
         HOST: '127.0.0.1',
+        ...opts.env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import type pg from 'pg';
 
 export type Role = 'admin' | 'member' | 'trainer';
@@ -19,22 +20,40 @@ export function bearer(header: string | string[] | undefined): string | undefine
   return m?.[1];
 }
 
+/** Cached lookups at most: valid tokens, and (fewer: anyone can make them up) unknown or revoked ones. */
+export const TOKEN_CACHE_MAX = { valid: 10_000, invalid: 1_000 };
+
 /**
  * Token lookups, cached briefly: every metric batch authenticates, and a DB round trip each time would
- * cap ingest. Revocation clears the cache entry immediately on this instance.
+ * cap ingest. Both caches are LRU-bounded, so made-up tokens cannot grow memory. A revocation clears
+ * them on this instance at once and, through `onForget` (the cluster bus), on the others; the TTL bounds
+ * how long another instance may still accept a revoked token if that message is lost.
  */
 export class TokenAuth {
-  private cache = new Map<string, { p: Principal | null; until: number }>();
+  private valid: LRUCache<string, Principal>;
+  private invalid: LRUCache<string, true>;
+  /** Tells the other API instances to forget too (set by the services module). */
+  onForget?: () => void;
   constructor(
     private pool: pg.Pool,
-    private ttlMs = 5000,
-  ) {}
+    readonly ttlMs = 2000,
+    max = TOKEN_CACHE_MAX,
+  ) {
+    this.valid = new LRUCache({ max: max.valid, ttl: ttlMs });
+    this.invalid = new LRUCache({ max: max.invalid, ttl: ttlMs });
+  }
+
+  /** Entries cached now (tests). */
+  get cached() {
+    return { valid: this.valid.size, invalid: this.invalid.size };
+  }
 
   async verify(secret: string | undefined): Promise<Principal | null> {
     if (!secret || secret.length > 200) return null;
     const hash = hashToken(secret);
-    const hit = this.cache.get(hash);
-    if (hit && hit.until > Date.now()) return hit.p;
+    const hit = this.valid.get(hash);
+    if (hit) return hit;
+    if (this.invalid.has(hash)) return null;
     const { rows } = await this.pool.query(
       `UPDATE tokens SET last_used_at = now() WHERE hash = $1 AND revoked_at IS NULL
        RETURNING id, user_id, role, name`,
@@ -42,11 +61,19 @@ export class TokenAuth {
     );
     const r = rows[0];
     const p: Principal | null = r ? { tokenId: r.id, userId: r.user_id, role: r.role, name: r.name } : null;
-    this.cache.set(hash, { p, until: Date.now() + this.ttlMs });
+    if (p) this.valid.set(hash, p);
+    else this.invalid.set(hash, true);
     return p;
   }
 
+  /** After a revocation: every instance drops its cached lookups. */
   forget() {
-    this.cache.clear();
+    this.forgetLocal();
+    this.onForget?.();
+  }
+
+  forgetLocal() {
+    this.valid.clear();
+    this.invalid.clear();
   }
 }

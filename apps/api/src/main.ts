@@ -6,15 +6,17 @@ import { readEnv } from '@headbench/spec';
 import { type DynamicModule, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import { IoAdapter } from '@nestjs/platform-socket.io';
 import { createExpressMiddleware } from '@trpc/server/adapters/express';
 import { bearer } from './auth.js';
+import { type Cluster, openCluster } from './cluster/index.js';
+import { ClusterIoAdapter } from './cluster/io-adapter.js';
 import { type Database, openDatabase } from './db/database.js';
 import { startEmbeddedPostgres } from './db/embedded.js';
 import { migrateDeploy } from './db/migrate.js';
 import { FeaturesModule } from './modules/features.module.js';
 import type { Services } from './services/index.js';
 import { type ApiConfig, SERVICES, ServicesModule } from './services/services.module.js';
+import type { StorageKind } from './storage/index.js';
 import type { Context } from './trpc/init.js';
 import { appRouter } from './trpc/router.js';
 
@@ -24,8 +26,8 @@ export type { AppRouter } from './trpc/router.js';
 @Module({})
 // biome-ignore lint/complexity/noStaticOnlyClass: Nest's dynamic modules are classes with a static forRoot
 export class ApiModule {
-  static forRoot(config: ApiConfig, db: Database): DynamicModule {
-    return { module: ApiModule, imports: [ServicesModule.forRoot(config, db), FeaturesModule] };
+  static forRoot(config: ApiConfig, db: Database, cluster: Cluster): DynamicModule {
+    return { module: ApiModule, imports: [ServicesModule.forRoot(config, db, cluster), FeaturesModule] };
   }
 }
 
@@ -52,6 +54,12 @@ export interface ApiOptions {
   maxDatasetBytes?: number;
   /** Seconds after start before expired leases are reaped; default one lease length. */
   reaperGraceSeconds?: number;
+  /** Artifact and dataset store; default env HEADBENCH_STORAGE or local. */
+  storage?: StorageKind;
+  /** Directory of the local store; default env HEADBENCH_STORAGE_DIR or `<home>/artifacts`. */
+  storageDir?: string;
+  /** Redis carrying live updates between instances; default env REDIS_URL, else Postgres carries them. */
+  redisUrl?: string;
   /** Print the admin token when one is created; default true. */
   quiet?: boolean;
 }
@@ -86,6 +94,8 @@ export async function createApi(opts: ApiOptions = {}): Promise<ApiHandle> {
     const db = openDatabase(databaseUrl, env.HEADBENCH_DB_POOL);
     cleanup.push(() => db.close());
     await migrateDeploy(db.pool, MIGRATIONS_DIR);
+    const cluster = await openCluster(databaseUrl, opts.redisUrl ?? env.REDIS_URL);
+    cleanup.push(() => cluster.close());
 
     const config: ApiConfig = {
       home,
@@ -96,9 +106,11 @@ export async function createApi(opts: ApiOptions = {}): Promise<ApiHandle> {
       maxArtifactBytes: opts.maxArtifactBytes ?? env.HEADBENCH_MAX_ARTIFACT_BYTES,
       maxDatasetBytes: opts.maxDatasetBytes ?? env.HEADBENCH_MAX_DATASET_BYTES,
       reaperGraceSeconds: opts.reaperGraceSeconds,
+      storage: opts.storage ?? env.HEADBENCH_STORAGE,
+      storageDir: resolve(opts.storageDir ?? env.HEADBENCH_STORAGE_DIR ?? join(home, 'artifacts')),
     };
     // Nest's body parser stays off: tRPC parses its own (with its own limit) and uploads stream.
-    const app = await NestFactory.create<NestExpressApplication>(ApiModule.forRoot(config, db), {
+    const app = await NestFactory.create<NestExpressApplication>(ApiModule.forRoot(config, db, cluster), {
       bodyParser: false,
       logger: ['error', 'warn'],
       abortOnError: false,
@@ -106,7 +118,7 @@ export async function createApi(opts: ApiOptions = {}): Promise<ApiHandle> {
     cleanup.push(() => app.close()); // closes HTTP and sockets, then stops the run queue and the hub
     const services = app.get<Services>(SERVICES);
     const adminToken = await services.tokens.ensureAdmin(home, quiet);
-    app.useWebSocketAdapter(new IoAdapter(app));
+    app.useWebSocketAdapter(new ClusterIoAdapter(app, cluster.adapter));
     // tRPC parses and answers its own routes: Nest hosts it as Express middleware.
     app.use(
       '/trpc',

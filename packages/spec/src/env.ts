@@ -146,6 +146,22 @@ export const ENV = {
     default: String(2 * 1024 * 1024 * 1024),
     readers: ['api'],
   }),
+  HEADBENCH_STORAGE: v({
+    schema: z.enum(['local', 'postgres']),
+    doc: "Where the API keeps artifacts and uploaded datasets: `local` (a directory; shared by every instance only on a shared volume) or `postgres` (large objects in the API's database: every instance reads them, no shared filesystem)",
+    default: 'local',
+    readers: ['api'],
+  }),
+  HEADBENCH_STORAGE_DIR: v({
+    schema: text,
+    doc: 'Directory of the `local` store (default: HEADBENCH_HOME/artifacts); give every API instance the same shared volume',
+    readers: ['api'],
+  }),
+  REDIS_URL: v({
+    schema: z.string().regex(/^rediss?:\/\//, { error: 'must be a redis:// or rediss:// URL' }),
+    doc: "Redis that carries live updates and trainer pushes between API instances; unset: Postgres (the API's own database) carries them",
+    readers: ['api'],
+  }),
   HEADBENCH_DB_POOL: v({
     schema: int(1, 1000),
     doc: "Connections in the API's main Postgres pool",
@@ -184,6 +200,12 @@ export const ENV = {
     schema: z.string().regex(/^postgres(ql)?:\/\//),
     doc: 'Postgres server the tests create their databases on',
     default: 'postgresql://postgres@127.0.0.1:5432/postgres',
+    readers: ['tests'],
+  }),
+  HEADBENCH_TEST_REDIS: v({
+    schema: z.string().regex(/^rediss?:\/\//),
+    doc: 'Redis of the tests that run API instances on the Redis adapter',
+    default: 'redis://127.0.0.1:6379',
     readers: ['tests'],
   }),
   HEADBENCH_TEST_VERBOSE: v({

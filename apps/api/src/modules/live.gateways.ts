@@ -52,6 +52,7 @@ export class LiveGateway implements OnGatewayInit {
         .catch(next);
     });
     this.hub.live = ns;
+    this.hub.rooms?.attach(ns);
   }
 
   @SubscribeMessage('subscribe')
@@ -59,6 +60,8 @@ export class LiveGateway implements OnGatewayInit {
     const parsed = rooms.safeParse(body);
     if (!parsed.success) return { ok: false, error: parsed.error.issues.map((i) => i.message).join('; ') };
     await socket.join(parsed.data.rooms);
+    // Answer once every instance knows: a trainer reporting to another instance then forwards its points.
+    await this.hub.rooms?.announce(parsed.data.rooms);
     return { ok: true, rooms: parsed.data.rooms };
   }
 

@@ -150,15 +150,17 @@ export class ArtifactService {
       if (e instanceof TooLargeError) throw new TRPCError({ code: 'PAYLOAD_TOO_LARGE', message: e.message });
       throw e;
     }
-    const { rows } = await this.pool.query<ArtifactRow>(
+    const { rows } = await this.pool.query<ArtifactRow & { previous: string | null }>(
       `INSERT INTO artifacts (id, run_id, kind, name, uri, sha256, size, epoch)
        VALUES (gen_random_uuid(), $1, $2, $3, $4, $5, $6, $7)
        ON CONFLICT (run_id, name) DO UPDATE SET kind = EXCLUDED.kind, uri = EXCLUDED.uri, sha256 = EXCLUDED.sha256,
          size = EXCLUDED.size, epoch = EXCLUDED.epoch, created_at = now()
-       RETURNING *`,
+       RETURNING *, (SELECT uri FROM artifacts WHERE run_id = $1 AND name = $3) AS previous`,
       [a.runId, a.kind, a.name, stored.uri, stored.sha256, stored.size, a.epoch ?? null],
     );
-    const art = rows[0];
+    const { previous, ...art } = rows[0];
+    // Stores that give each upload its own object (Postgres large objects) leave the replaced one behind.
+    if (previous && previous !== stored.uri) await this.store.delete(previous).catch(() => {});
     if (a.kind === 'checkpoint') {
       // The newest checkpoint is where a requeued attempt resumes.
       await this.pool.query(

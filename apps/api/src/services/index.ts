@@ -1,5 +1,6 @@
 // The API's services, built once per process (see ApiModule) and handed to routers, controllers and gateways.
 import type { TokenAuth } from '../auth.js';
+import type { Cluster } from '../cluster/index.js';
 import type { Database } from '../db/database.js';
 import type { ArtifactService } from './artifacts.js';
 import type { DatasetService } from './datasets.js';
@@ -13,6 +14,8 @@ import type { TrainerDirectory } from './trainers.js';
 
 export interface Services {
   db: Database;
+  /** Cross-instance plumbing: socket.io adapter, cache bus, reaper leader. */
+  cluster: Cluster;
   auth: TokenAuth;
   hub: LiveHub;
   /** The run queue: sweeps' runs, leases, heartbeats, completion, requeues (raw SQL with pg-boss). */

@@ -1,5 +1,6 @@
 import type { LiveUpdate, RunStatus } from '@headbench/spec';
 import type { Namespace } from 'socket.io';
+import type { ClusterRooms } from '../cluster/rooms.js';
 
 type Point = LiveUpdate['metrics'][number]['points'][number];
 interface Pending {
@@ -15,6 +16,8 @@ interface Pending {
 export class LiveHub {
   live?: Namespace;
   trainers?: Namespace;
+  /** Rooms watched on other API instances (their dashboards get this instance's updates too). */
+  rooms?: ClusterRooms;
   private pending = new Map<string, Pending>();
   private lastFlush = new Map<string, number>();
   private timers = new Map<string, NodeJS.Timeout>();
@@ -38,6 +41,7 @@ export class LiveHub {
       ...(r.error ? { error: r.error } : {}),
     };
     for (const room of rooms(r.id, r.sweepId)) {
+      if (!this.watched(room)) continue;
       this.slot(room).runs.push(ev);
       this.schedule(room);
     }
@@ -58,7 +62,7 @@ export class LiveHub {
 
   private watched(room: string): boolean {
     const members = this.live?.adapter.rooms.get(room);
-    return members !== undefined && members.size > 0;
+    return (members !== undefined && members.size > 0) || this.rooms?.has(room) === true;
   }
 
   toTrainer(trainerId: string, event: 'cancel' | 'work', payload: object) {
@@ -71,6 +75,7 @@ export class LiveHub {
 
   close() {
     this.closed = true;
+    this.rooms?.close();
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
   }

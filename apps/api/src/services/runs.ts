@@ -38,6 +38,8 @@ export interface RunServiceOptions {
    * that kept running while the API was down get to heartbeat before their runs are requeued.
    */
   reaperGraceSeconds?: number;
+  /** With several API instances: false on all but the one that reaps (see cluster/leader.ts). */
+  isLeader?: () => boolean;
 }
 
 interface HeldRow {
@@ -587,9 +589,12 @@ export class RunService {
     return { runId, status: res.status, attempt: res.attempt };
   }
 
-  /** Requeues (or fails) runs whose trainer stopped heart-beating. Safe with several API instances. */
+  /**
+   * Requeues (or fails) runs whose trainer stopped heart-beating. Only the cluster's leader reaps; even two
+   * reapers would not requeue a run twice (each run is re-checked under a row lock).
+   */
   async reapExpired(): Promise<number> {
-    if (this.reaping || Date.now() < this.reapAfter) return 0;
+    if (this.reaping || Date.now() < this.reapAfter || this.opts.isLeader?.() === false) return 0;
     this.reaping = true;
     try {
       const { rows } = await this.pool.query<{ id: string; trainer_id: string | null }>(

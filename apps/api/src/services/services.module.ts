@@ -1,10 +1,12 @@
 // Every service of the API, built by Nest's dependency injection from the resolved configuration and the
 // opened database, and stopped in order once the HTTP server and the sockets are closed.
-import { join } from 'node:path';
 import { type DynamicModule, Inject, Injectable, Module, type OnApplicationShutdown } from '@nestjs/common';
 import { TokenAuth } from '../auth.js';
+import type { Cluster } from '../cluster/index.js';
+import { ClusterRooms } from '../cluster/rooms.js';
 import type { Database } from '../db/database.js';
-import { ArtifactService, FsArtifactStore } from './artifacts.js';
+import { openArtifactStore, type StorageKind } from '../storage/index.js';
+import { ArtifactService, type ArtifactStore } from './artifacts.js';
 import { DatasetService } from './datasets.js';
 import type { Services } from './index.js';
 import { LiveHub } from './live.js';
@@ -25,10 +27,14 @@ export interface ApiConfig {
   maxArtifactBytes: number;
   maxDatasetBytes: number;
   reaperGraceSeconds?: number;
+  /** Artifact and dataset bytes: a directory (`storageDir`) or Postgres large objects. */
+  storage: StorageKind;
+  storageDir: string;
 }
 
 export const API_CONFIG = Symbol('headbench.config');
 export const DATABASE = Symbol('headbench.database');
+export const ARTIFACT_STORE = Symbol('headbench.artifact-store');
 /** All services in one object: the tRPC context hands it to every procedure. */
 export const SERVICES = Symbol('headbench.services');
 
@@ -57,12 +63,16 @@ const BY_NAME = {
   datasets: DatasetService,
   tokens: TokenService,
   trainers: TrainerDirectory,
-} satisfies { [K in Exclude<keyof Services, 'db'>]: abstract new (...args: never[]) => Services[K] };
+} satisfies {
+  [K in Exclude<keyof Services, 'db' | 'cluster'>]: abstract new (
+    ...args: never[]
+  ) => Services[K];
+};
 
 @Module({})
 // biome-ignore lint/complexity/noStaticOnlyClass: Nest's dynamic modules are classes with a static forRoot
 export class ServicesModule {
-  static forRoot(config: ApiConfig, db: Database): DynamicModule {
+  static forRoot(config: ApiConfig, db: Database, cluster: Cluster): DynamicModule {
     return {
       module: ServicesModule,
       global: true,
@@ -70,7 +80,14 @@ export class ServicesModule {
         { provide: API_CONFIG, useValue: config },
         { provide: DATABASE, useValue: db },
 
-        { provide: LiveHub, useFactory: () => new LiveHub(config.liveIntervalMs) },
+        {
+          provide: LiveHub,
+          useFactory: () => {
+            const hub = new LiveHub(config.liveIntervalMs);
+            hub.rooms = new ClusterRooms();
+            return hub;
+          },
+        },
         {
           provide: RunService,
           useFactory: async (hub: LiveHub) => {
@@ -81,6 +98,7 @@ export class ServicesModule {
                 leaseSeconds: config.leaseSeconds,
                 maxAttempts: config.maxAttempts,
                 reaperGraceSeconds: config.reaperGraceSeconds,
+                isLeader: () => cluster.leader.isLeader,
               },
               config.databaseUrl,
             );
@@ -89,8 +107,19 @@ export class ServicesModule {
           },
           inject: [LiveHub],
         },
-        { provide: TokenAuth, useFactory: () => new TokenAuth(db.pool) },
-        { provide: FsArtifactStore, useFactory: () => new FsArtifactStore(join(config.home, 'artifacts')) },
+        {
+          provide: TokenAuth,
+          useFactory: () => {
+            const auth = new TokenAuth(db.pool);
+            auth.onForget = () => void cluster.bus.publish('tokens');
+            cluster.bus.on('tokens', () => auth.forgetLocal());
+            return auth;
+          },
+        },
+        {
+          provide: ARTIFACT_STORE,
+          useFactory: () => openArtifactStore(config.storage, config.storageDir, db.pool),
+        },
         {
           provide: MetricService,
           useFactory: (runs: RunService, hub: LiveHub) =>
@@ -99,14 +128,14 @@ export class ServicesModule {
         },
         {
           provide: ArtifactService,
-          useFactory: (runs: RunService, store: FsArtifactStore) =>
+          useFactory: (runs: RunService, store: ArtifactStore) =>
             new ArtifactService(db.pool, runs, store, config.maxArtifactBytes),
-          inject: [RunService, FsArtifactStore],
+          inject: [RunService, ARTIFACT_STORE],
         },
         {
           provide: DatasetService,
-          useFactory: (store: FsArtifactStore) => new DatasetService(db.pool, store, config.maxDatasetBytes),
-          inject: [FsArtifactStore],
+          useFactory: (store: ArtifactStore) => new DatasetService(db.pool, store, config.maxDatasetBytes),
+          inject: [ARTIFACT_STORE],
         },
         {
           provide: SweepService,
@@ -128,9 +157,10 @@ export class ServicesModule {
           provide: SERVICES,
           useFactory: (...values: unknown[]): Services => ({
             db,
+            cluster,
             ...(Object.fromEntries(Object.keys(BY_NAME).map((k, i) => [k, values[i]])) as Omit<
               Services,
-              'db'
+              'db' | 'cluster'
             >),
           }),
           inject: Object.values(BY_NAME),

@@ -19,9 +19,13 @@ export interface AccessPolicy {
   maxUnpackedBytes: number;
 }
 
+/** The host did not answer at all (refused, reset, DNS, timeout). */
+export class UnreachableError extends Error {}
+
 /** The policy for a trainer: the operator's roots and hosts plus the ones it always needs. */
 export function accessPolicy(o: {
-  api: string;
+  /** The API (or its instances): their hosts are always allowed. */
+  api: string | string[];
   workDir: string;
   home: string;
   dataRoots?: string[];
@@ -34,7 +38,10 @@ export function accessPolicy(o: {
     roots: [o.workDir, `${o.home}/datasets`, `${o.home}/cache`, ...(o.dataRoots ?? [])].map((r) =>
       resolve(r),
     ),
-    allowHosts: [new URL(o.api).host.toLowerCase(), ...(o.allowHosts ?? []).map((h) => h.toLowerCase())],
+    allowHosts: [
+      ...(Array.isArray(o.api) ? o.api : [o.api]).map((u) => new URL(u).host.toLowerCase()),
+      ...(o.allowHosts ?? []).map((h) => h.toLowerCase()),
+    ],
     maxDownloadBytes: o.maxDownloadBytes ?? TRAINER_LIMITS.downloadBytes,
     maxUnpackedBytes: o.maxUnpackedBytes ?? TRAINER_LIMITS.unpackedBytes,
   };
@@ -110,8 +117,8 @@ export async function downloadToFile(
       });
     } catch (e) {
       o.log?.(`${o.what}: fetching ${u.host} failed: ${(e as Error).message}`);
-      // Unreachable: maybe later, maybe from another trainer (a plain Error is retryable).
-      throw new Error(`${o.what}: ${u.host} could not be reached`);
+      // Unreachable: maybe later, maybe from another trainer (not bad input: retryable).
+      throw new UnreachableError(`${o.what}: ${u.host} could not be reached`);
     }
     if (res.status < 300 || res.status >= 400) break;
     const location = res.headers.get('location');

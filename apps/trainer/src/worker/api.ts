@@ -7,7 +7,7 @@ import {
   reportMetricsOverSocket,
 } from '@headbench/client';
 import type { Socket } from 'socket.io-client';
-import { type AccessPolicy, downloadToFile } from './access.js';
+import { type AccessPolicy, downloadToFile, UnreachableError } from './access.js';
 
 /** The API answered that this trainer no longer holds the run (canceled, lease lost): drop it. */
 export class LeaseLostError extends Error {}
@@ -59,14 +59,57 @@ export const sleep = (ms: number, signal?: AbortSignal) =>
 export const backoff = (attempt: number, max = 5000) =>
   Math.min(max, 250 * 2 ** Math.min(attempt, 10)) * (0.75 + Math.random() * 0.5);
 
+/**
+ * The request never got an answer from that instance (refused, reset, DNS, timeout): another instance
+ * may well answer. An HTTP status, even 5xx, means the instance is there.
+ */
+export function unreachable(e: unknown): boolean {
+  const c = classify(e);
+  return c.transient && c.status === undefined;
+}
+
 export class ApiLink {
-  readonly client: HeadbenchClient;
+  /** Instances of one API (same database), tried in turn: the trainer talks to one at a time. */
+  readonly urls: string[];
+  private clients: HeadbenchClient[];
+  private at = 0;
+  private switched: ((url: string) => void)[] = [];
+
   constructor(
-    readonly url: string,
+    urls: string | string[],
     readonly token: string,
   ) {
+    this.urls = (Array.isArray(urls) ? urls : [urls]).map((u) => u.replace(/\/$/, ''));
+    if (!this.urls.length) throw new Error('ApiLink: no API URL');
     // No batching: each call is its own request, so one slow call never holds back a heartbeat.
-    this.client = createHeadbenchClient({ url, token, batch: false });
+    this.clients = this.urls.map((url) => createHeadbenchClient({ url, token, batch: false }));
+  }
+
+  /** The instance in use now. */
+  get url(): string {
+    return this.urls[this.at];
+  }
+
+  get client(): HeadbenchClient {
+    return this.clients[this.at];
+  }
+
+  /** Called with the new URL whenever the link moves to another instance. */
+  onSwitch(fn: (url: string) => void) {
+    this.switched.push(fn);
+  }
+
+  /**
+   * A call to `url` failed: when that instance did not answer at all and it is still the one in use, move
+   * to the next. Passing the URL the call went to keeps several calls failing together from skipping
+   * past a working instance.
+   */
+  noteFailure(e: unknown, url: string): boolean {
+    if (this.urls.length < 2 || url !== this.url || !unreachable(e)) return false;
+    this.at = (this.at + 1) % this.urls.length;
+    this.socketBackoffUntil = 0; // the new instance's socket gets its own chance
+    for (const fn of this.switched) fn(this.url);
+    return true;
   }
 
   /** The trainer's /trainers socket: metrics go over it while it is connected. */
@@ -83,6 +126,7 @@ export class ApiLink {
    */
   async reportMetrics(input: ReportMetricsInput): Promise<ReportMetricsOutput> {
     const s = this.socket;
+    const url = this.url;
     if (s?.connected && Date.now() >= this.socketBackoffUntil) {
       try {
         const out = await reportMetricsOverSocket(s, input);
@@ -93,9 +137,15 @@ export class ApiLink {
         throw e;
       }
     }
-    const out = await this.client.trainer.reportMetrics.mutate(input);
-    this.metricsVia.trpc++;
-    return out;
+    try {
+      const out = await this.client.trainer.reportMetrics.mutate(input);
+      this.metricsVia.trpc++;
+      return out;
+    } catch (e) {
+      // Only silence moves the link: a refusal or a broken limit is the same on every instance.
+      if (e instanceof UnreachableError) this.noteFailure(e, url);
+      throw e;
+    }
   }
 
   /** Retries transient failures until `signal` aborts; other errors are thrown at once. */
@@ -106,9 +156,11 @@ export class ApiLink {
     log?: (m: string) => void,
   ): Promise<T> {
     for (let attempt = 0; ; attempt++) {
+      const url = this.url;
       try {
         return await fn();
       } catch (e) {
+        this.noteFailure(e, url);
         const c = classify(e);
         if (!c.transient || signal?.aborted) throw e;
         if (attempt === 0 || attempt % 10 === 0) log?.(`${what}: API unreachable (${c.message}); retrying`);
@@ -123,11 +175,15 @@ export class ApiLink {
   ) {
     const params = new URLSearchParams({ kind: q.kind, leaseId: q.leaseId });
     if (q.epoch !== undefined) params.set('epoch', String(q.epoch));
-    const res = await fetch(`${this.url}/artifacts/${q.runId}/${encodeURIComponent(q.name)}?${params}`, {
+    const url = this.url;
+    const res = await fetch(`${url}/artifacts/${q.runId}/${encodeURIComponent(q.name)}?${params}`, {
       method: 'PUT',
       headers: { authorization: `Bearer ${this.token}`, 'content-type': 'application/octet-stream' },
       body: new Uint8Array(body),
       signal: AbortSignal.timeout(120_000),
+    }).catch((e) => {
+      this.noteFailure(e, url);
+      throw e;
     });
     const text = await res.text();
     if (!res.ok)
@@ -139,19 +195,30 @@ export class ApiLink {
    * GETs an API path (an artifact, an uploaded dataset) into `file`, streamed under the download cap.
    * Refusals keep their status (`classify` tells a lost lease from a hiccup).
    */
-  downloadTo(path: string, file: string, policy: AccessPolicy, what: string, token = this.token) {
-    return downloadToFile(`${this.url}${path}`, file, policy, {
-      what,
-      headers: { authorization: `Bearer ${token}` },
-      timeoutMs: 600_000,
-      refused: (status) => new HttpError(`${what}: the API answered ${status}`, status),
-    });
+  async downloadTo(path: string, file: string, policy: AccessPolicy, what: string, token = this.token) {
+    const url = this.url;
+    try {
+      return await downloadToFile(`${url}${path}`, file, policy, {
+        what,
+        headers: { authorization: `Bearer ${token}` },
+        timeoutMs: 600_000,
+        refused: (status) => new HttpError(`${what}: the API answered ${status}`, status),
+      });
+    } catch (e) {
+      // Only silence moves the link: a refusal or a broken limit is the same on every instance.
+      if (e instanceof UnreachableError) this.noteFailure(e, url);
+      throw e;
+    }
   }
 
   async download(path: string, token = this.token): Promise<Buffer> {
-    const res = await fetch(`${this.url}${path}`, {
+    const url = this.url;
+    const res = await fetch(`${url}${path}`, {
       headers: { authorization: `Bearer ${token}` },
       signal: AbortSignal.timeout(600_000),
+    }).catch((e) => {
+      this.noteFailure(e, url);
+      throw e;
     });
     if (!res.ok)
       throw new HttpError(

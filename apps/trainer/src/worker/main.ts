@@ -12,7 +12,9 @@ export const TRAINER_HELP = `headbench-trainer — pull runs from a headbench AP
 Usage: HEADBENCH_TOKEN=<trainer token> headbench-trainer --api <url> [flags]
        headbench-trainer --api <url> --token-file <file> [flags]
 
-  --api <url>          API base URL (env HEADBENCH_API)
+  --api <url>          API base URL (env HEADBENCH_API); several instances of one API: repeat the flag
+                       or separate URLs with commas, and the trainer moves to the next one when the one
+                       it talks to stops answering
   --token-file <file>  file holding the trainer token, readable by its owner only (chmod 600)
                        (env HEADBENCH_TOKEN_FILE); or the token itself in env HEADBENCH_TOKEN.
                        Tokens are never taken from the command line: every user of the machine can read it.
@@ -48,7 +50,7 @@ export async function trainerMain(argv: string[]): Promise<number> {
     args: argv,
     strict: true,
     options: {
-      api: { type: 'string' },
+      api: { type: 'string', multiple: true },
       'token-file': { type: 'string' },
       'data-root': { type: 'string', multiple: true },
       'allow-host': { type: 'string', multiple: true },
@@ -66,7 +68,7 @@ export async function trainerMain(argv: string[]): Promise<number> {
     return 0;
   }
   const env = readEnv(process.env, (m) => console.error(`headbench-trainer: ${m}`));
-  const api = values.api ?? env.HEADBENCH_API;
+  const api = values.api?.flatMap((a) => a.split(',')).filter(Boolean) ?? env.HEADBENCH_API;
   let token: string | undefined;
   try {
     const file = values['token-file'] ?? env.HEADBENCH_TOKEN_FILE;
@@ -75,11 +77,17 @@ export async function trainerMain(argv: string[]): Promise<number> {
     console.error(`headbench-trainer: ${(e as Error).message}`);
     return 2;
   }
-  if (!api || !token) {
+  if (!api?.length || !token) {
     console.error(
       `headbench-trainer: --api and a token (env HEADBENCH_TOKEN, or --token-file) are required\n\n${TRAINER_HELP}`,
     );
     return 2;
+  }
+  for (const u of Array.isArray(api) ? api : [api]) {
+    if (!/^https?:\/\/[^\s/]+/.test(u)) {
+      console.error(`headbench-trainer: --api: '${u.slice(0, 200)}' is not an http(s) URL`);
+      return 2;
+    }
   }
   const allowHosts = [...(values['allow-host'] ?? []), ...(env.HEADBENCH_ALLOW_HOSTS?.split(',') ?? [])];
   for (const h of allowHosts) {

@@ -147,6 +147,7 @@ export class Outbox {
     try {
       while (this.queue.length && !this.lost) {
         const head = this.queue[0];
+        const url = this.o.api.url;
         // Metrics: give the producer a moment to add more, so one call carries many points.
         if (head.t === 'metrics' && this.queue.length === 1 && this.o.lingerMs) {
           await new Promise<void>((r) => {
@@ -188,6 +189,16 @@ export class Outbox {
             // A request the API will never accept (bad point, oversized artifact): record it, skip it.
             this.o.log(`run ${this.o.runId}: ${head?.t} rejected: ${c.message}`);
             this.ack(1);
+            continue;
+          }
+          // Another instance of the API, when there is one: resend there at once (ingest is idempotent).
+          // (Once per instance in a row: when all are down, back off as usual.)
+          const moved = this.o.api.url !== url || this.o.api.noteFailure(e, url);
+          if (moved && failures < this.o.api.urls.length) {
+            failures++;
+            this.o.log(
+              `run ${this.o.runId}: ${url} unreachable (${c.message}); sending to ${this.o.api.url}`,
+            );
             continue;
           }
           if (!this.offline) this.o.log(`run ${this.o.runId}: API unreachable (${c.message}); buffering`);

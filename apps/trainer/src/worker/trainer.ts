@@ -25,7 +25,8 @@ import type { ChildJob, FromChild, ToChild } from './protocol.js';
 import { unpackArchive } from './unpack.js';
 
 export interface TrainerOptions {
-  api: string;
+  /** The API, or several instances of it (same database): on connection failure the next one is used. */
+  api: string | string[];
   token: string;
   /**
    * Only for APIs older than lease-carried reads: a member token to read other runs' models and the dataset
@@ -84,9 +85,9 @@ export class Trainer {
   private diskFullUntil = 0;
 
   constructor(readonly o: TrainerOptions) {
-    this.link = new ApiLink(o.api.replace(/\/$/, ''), o.token);
-    this.policy = accessPolicy(o);
-    this.readLink = o.readToken ? new ApiLink(this.link.url, o.readToken) : this.link;
+    this.link = new ApiLink(o.api, o.token);
+    this.policy = accessPolicy({ ...o, api: this.link.urls });
+    this.readLink = o.readToken ? new ApiLink(this.link.urls, o.readToken) : this.link;
     this.log = o.log ?? ((m) => console.log(`[trainer ${o.name}] ${m}`));
   }
 
@@ -113,18 +114,27 @@ export class Trainer {
     this.log(
       `registered as ${this.trainerId} (${this.backendName}${this.gpu ? ', GPU' : ''}, ${this.o.slots} slot(s)) with ${this.link.url}`,
     );
-    this.socket = connectTrainerSocket({
+    this.connectSocket();
+    // Another instance took over: pushes (cancel, work) and socket metrics follow the link there.
+    this.link.onSwitch((url) => {
+      this.log(`API at ${url} now (the previous instance did not answer)`);
+      if (!this.halt.signal.aborted) this.connectSocket();
+    });
+    this.loops.push(this.leaseLoop(), this.heartbeatLoop());
+  }
+
+  private connectSocket() {
+    this.socket?.close();
+    const socket = connectTrainerSocket({
       url: this.link.url,
       token: this.o.token,
       trainerId: this.trainerId,
     });
-    this.socket.on('cancel', (m: { runId: string; reason: string }) =>
-      this.tasks.get(m.runId)?.cancel(m.reason),
-    );
-    this.socket.on('work', () => this.wakeLease?.());
-    this.link.socket = this.socket; // metrics go over it while connected (outbox → ApiLink.reportMetrics)
-    this.socket.on('connect_error', () => {}); // socket.io keeps retrying; polling covers the gap
-    this.loops.push(this.leaseLoop(), this.heartbeatLoop());
+    socket.on('cancel', (m: { runId: string; reason: string }) => this.tasks.get(m.runId)?.cancel(m.reason));
+    socket.on('work', () => this.wakeLease?.());
+    socket.on('connect_error', () => {}); // socket.io keeps retrying; polling covers the gap
+    this.socket = socket;
+    this.link.socket = socket; // metrics go over it while connected (outbox → ApiLink.reportMetrics)
   }
 
   private async register(memory: number) {
@@ -155,6 +165,7 @@ export class Trainer {
       const free = Date.now() < this.diskFullUntil ? 0 : this.o.slots - this.busy;
       let got = 0;
       if (free > 0) {
+        const url = this.link.url;
         try {
           const out = await this.link.client.trainer.lease.mutate({
             trainerId: this.trainerId,
@@ -170,6 +181,7 @@ export class Trainer {
           }
         } catch (e) {
           const c = classify(e);
+          this.link.noteFailure(e, url);
           if (!c.transient && /not registered/.test(c.message)) {
             await this.register(os.totalmem()).catch(() => {});
           } else if (failures++ % 20 === 0) this.log(`lease: ${c.message}`);
@@ -262,6 +274,7 @@ export class Trainer {
     while (!this.halt.signal.aborted) {
       let ok = true;
       const held = [...this.tasks.values()].filter((t) => !t.outbox.lost);
+      const url = this.link.url;
       try {
         const out = await this.link.client.trainer.heartbeat.mutate({
           trainerId: this.trainerId,
@@ -270,6 +283,7 @@ export class Trainer {
         for (const r of out.runs) if (r.cancel) this.tasks.get(r.runId)?.cancel(r.reason ?? 'canceled');
       } catch (e) {
         ok = false;
+        this.link.noteFailure(e, url);
         if (!classify(e).transient && /not registered/.test(classify(e).message))
           await this.register(os.totalmem()).catch(() => {});
       }
@@ -309,7 +323,7 @@ export class Trainer {
   /**
    * A local folder holding the final model of run `id` (for `weights: run:<id>`). The lease names the
    * model artifact (`leased`), which this trainer's own token may read; `undefined` (an older API) falls
-   * back to listing the run's artifacts with --read-token.
+   * back to listing the run's artifacts with HEADBENCH_READ_TOKEN.
    */
   async resolveModel(id: string, leased?: LeasedRun['weights']): Promise<string> {
     const own = join(this.o.workDir, 'runs', id, 'model');
@@ -338,7 +352,7 @@ export class Trainer {
       const c = classify(e);
       if (c.status === 403)
         throw new HeadbenchInputError(
-          `weights run:${id}: this trainer's token cannot read other runs' artifacts; start it with --read-token <member token>`,
+          `weights run:${id}: this trainer's token cannot read other runs' artifacts; start it with env HEADBENCH_READ_TOKEN=<member token>`,
         );
       throw e;
     }
@@ -496,7 +510,7 @@ class RunTask {
     const ctx = {
       policy: this.t.policy,
       home: this.t.o.home,
-      // Older APIs send no dataset record; then the registry is read with --read-token.
+      // Older APIs send no dataset record; then the registry is read with HEADBENCH_READ_TOKEN.
       leased: 'dataset' in this.lease ? this.lease.dataset : undefined,
       api: this.t.link,
       registry: this.t.readLink,
