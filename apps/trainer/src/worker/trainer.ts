@@ -498,6 +498,8 @@ class RunTask {
       await this.outbox.drain();
       await rm(join(this.runDir, 'outbox'), { recursive: true, force: true }).catch(() => {});
       this.t.tasks.delete(this.runId);
+      // The API counts the run against this trainer's slots until its final report is stored: ask again now.
+      this.t.slotFreed();
       this.t.log(`run ${this.runId}: released after ${((Date.now() - started) / 1000).toFixed(1)} s`);
       this.resolveFinished();
     }
