@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type pg from 'pg';
 
@@ -75,5 +75,54 @@ export class TokenAuth {
   forgetLocal() {
     this.valid.clear();
     this.invalid.clear();
+  }
+}
+
+/** How long a live ticket lets a socket connect (a connected socket stays until it disconnects). */
+export const LIVE_TICKET_SECONDS = 300;
+const TICKET_RE = /^([0-9a-f-]{36})\.(\d{10,13})\.([\w-]{43})$/;
+
+/**
+ * Live tickets: `<tokenId>.<expires (unix s)>.<HMAC-SHA256>`, keyed by the token's stored hash. Only
+ * the API can make one (the hash never leaves the database), every API instance can check one, and
+ * revoking the token ends its tickets. A ticket opens the read-only /live socket and nothing else.
+ */
+export class LiveTickets {
+  constructor(private pool: pg.Pool) {}
+
+  private static mac(key: string, tokenId: string, expires: number) {
+    return createHmac('sha256', key).update(`live:${tokenId}:${expires}`).digest('base64url');
+  }
+
+  async issue(p: Principal, now = Date.now()): Promise<{ ticket: string; expiresAt: string }> {
+    const { rows } = await this.pool.query<{ hash: string }>(
+      'SELECT hash FROM tokens WHERE id = $1 AND revoked_at IS NULL',
+      [p.tokenId],
+    );
+    if (!rows[0]) throw new Error('token revoked');
+    const expires = Math.floor(now / 1000) + LIVE_TICKET_SECONDS;
+    return {
+      ticket: `${p.tokenId}.${expires}.${LiveTickets.mac(rows[0].hash, p.tokenId, expires)}`,
+      expiresAt: new Date(expires * 1000).toISOString(),
+    };
+  }
+
+  /** The ticket's principal, or null when it is malformed, forged, expired or its token revoked. */
+  async verify(ticket: unknown, now = Date.now()): Promise<Principal | null> {
+    const m = typeof ticket === 'string' ? TICKET_RE.exec(ticket) : null;
+    if (!m) return null;
+    const [, tokenId, exp, mac] = m;
+    const expires = Number(exp);
+    if (expires * 1000 <= now) return null;
+    const { rows } = await this.pool.query(
+      'SELECT id, user_id, role, name, hash FROM tokens WHERE id = $1 AND revoked_at IS NULL',
+      [tokenId],
+    );
+    const r = rows[0];
+    if (!r) return null;
+    const want = Buffer.from(LiveTickets.mac(r.hash, tokenId, expires));
+    const got = Buffer.from(mac);
+    if (want.length !== got.length || !timingSafeEqual(want, got)) return null;
+    return { tokenId: r.id, userId: r.user_id, role: r.role, name: r.name };
   }
 }

@@ -11,7 +11,7 @@ import { bearer } from './auth.js';
 import { type Cluster, openCluster } from './cluster/index.js';
 import { ClusterIoAdapter } from './cluster/io-adapter.js';
 import { type Database, openDatabase } from './db/database.js';
-import { startEmbeddedPostgres } from './db/embedded.js';
+import { type EmbeddedDb, startEmbeddedPostgres } from './db/embedded.js';
 import { migrateDeploy } from './db/migrate.js';
 import { FeaturesModule } from './modules/features.module.js';
 import type { Services } from './services/index.js';
@@ -60,6 +60,8 @@ export interface ApiOptions {
   storageDir?: string;
   /** Redis carrying live updates between instances; default env REDIS_URL, else Postgres carries them. */
   redisUrl?: string;
+  /** How long pg-boss keeps a waiting job (tests shorten it); default ten years. */
+  queueRetentionSeconds?: number;
   /** Print the admin token when one is created; default true. */
   quiet?: boolean;
 }
@@ -86,9 +88,11 @@ export async function createApi(opts: ApiOptions = {}): Promise<ApiHandle> {
   };
   try {
     let databaseUrl = opts.databaseUrl ?? env.DATABASE_URL;
+    let embedded: EmbeddedDb | undefined;
     if (!databaseUrl) {
-      const embedded = await startEmbeddedPostgres(home, (m) => console.error(m), env.HEADBENCH_PG_PORT);
-      cleanup.push(() => embedded.stop());
+      embedded = await startEmbeddedPostgres(home, (m) => console.error(m), env.HEADBENCH_PG_PORT);
+      const db = embedded;
+      cleanup.push(() => db.stop());
       databaseUrl = embedded.url;
     }
     const db = openDatabase(databaseUrl, env.HEADBENCH_DB_POOL);
@@ -108,6 +112,8 @@ export async function createApi(opts: ApiOptions = {}): Promise<ApiHandle> {
       reaperGraceSeconds: opts.reaperGraceSeconds,
       storage: opts.storage ?? env.HEADBENCH_STORAGE,
       storageDir: resolve(opts.storageDir ?? env.HEADBENCH_STORAGE_DIR ?? join(home, 'artifacts')),
+      queueRetentionSeconds: opts.queueRetentionSeconds,
+      embedded,
     };
     // Nest's body parser stays off: tRPC parses its own (with its own limit) and uploads stream.
     const app = await NestFactory.create<NestExpressApplication>(ApiModule.forRoot(config, db, cluster), {

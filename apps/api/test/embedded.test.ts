@@ -5,9 +5,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createApi } from '../src/main.js';
-import { apiClient } from './helpers.js';
+import { apiClient, waitFor } from './helpers.js';
 
 const apiDir = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -134,5 +134,53 @@ describe('embedded Postgres (no DATABASE_URL)', () => {
     expect(code).toBe(0);
     expect(out).toMatch(/SIGINT, shutting down/);
     expect(existsSync(join(home, 'pg', 'postmaster.pid'))).toBe(false);
+  });
+
+  it('notices an embedded Postgres killed under it (issue 15 #17): logs it, health says so, restarts it', async () => {
+    const errors = vi.spyOn(console, 'error');
+    const api = await createApi({ home, port: 0, quiet: true });
+    try {
+      const health = async () => {
+        const r = await fetch(`${api.url}/health`);
+        return { status: r.status, body: (await r.json()) as Record<string, unknown> };
+      };
+      expect(await health()).toEqual({
+        status: 200,
+        body: {
+          ok: true,
+          service: 'headbench-api',
+          database: 'up',
+          embeddedPostgres: { state: 'up', restarts: 0 },
+        },
+      });
+      const client = apiClient(api.url, api.adminToken!);
+      const before = await client.tokens.create.mutate({ name: 'kept across the crash', role: 'member' });
+      const pidFile = join(home, 'pg', 'postmaster.pid');
+      const killed = Number((await readFile(pidFile, 'utf8')).split('\n')[0]);
+      process.kill(killed, 'SIGKILL'); // what the OOM killer does
+      const back = await waitFor(
+        async () => {
+          const r = await health();
+          const e = r.body.embeddedPostgres as { restarts: number; state: string };
+          return r.status === 200 && e.restarts === 1 && e.state === 'up' && r;
+        },
+        60_000,
+        'the restarted server',
+      );
+      expect(back.body.database).toBe('up');
+      const logged = errors.mock.calls.map((c) => String(c[0])).join('\n');
+      expect(logged).toMatch(
+        new RegExp(
+          `\\[postgres\\] the embedded server \\(pid ${killed}\\) exited unexpectedly \\(SIGKILL\\)`,
+        ),
+      );
+      expect(Number((await readFile(pidFile, 'utf8')).split('\n')[0])).not.toBe(killed);
+      // The API works again on the new server, with what was stored before.
+      expect((await client.tokens.list.query()).map((t) => t.id)).toContain(before.id);
+    } finally {
+      errors.mockRestore();
+      await api.close();
+    }
+    expect(await refusesConnections(api.databaseUrl)).toBe(true);
   });
 });

@@ -282,6 +282,13 @@ export const apiContract = {
   trainers: {
     list: query('user', null).returns<TrainerInfo[]>(),
   },
+  live: {
+    /**
+     * A short-lived, read-only ticket for the /live socket (`auth: { ticket }`): what a browser holds
+     * instead of the token. It dies with the token (revocation) or at `expiresAt`.
+     */
+    ticket: query('user', null).returns<{ ticket: string; expiresAt: string }>(),
+  },
   datasets: {
     register: mutation('user', DatasetRegisterInput).returns<DatasetInfo>(),
     list: query('user', null).returns<DatasetInfo[]>(),

@@ -72,6 +72,18 @@ export const ENV = {
     doc: "API URL browsers use for live updates, when it differs from the dashboard server's",
     readers: ['web'],
   }),
+  HEADBENCH_SECURE_COOKIE: v({
+    schema: flag,
+    doc: "1: the dashboard's session cookie is always `Secure` (without it: when the request came over https or with `X-Forwarded-Proto: https`)",
+    default: '0',
+    readers: ['web'],
+  }),
+  HEADBENCH_WEB_MAX_BODY_BYTES: v({
+    schema: int(1024, 64 * 1024 * 1024),
+    doc: "Largest request body the dashboard's API proxy forwards (larger: 413)",
+    default: '1048576',
+    readers: ['web'],
+  }),
   HEADBENCH_TOKEN: v({
     schema: text,
     doc: 'Token of `headbench-trainer` (trainer role) and `headbench submit` (member)',

@@ -113,10 +113,10 @@ export interface LeasedRun {
   sweepId: string | null;
   config: RunConfig & { requires?: Requirements };
   /**
-   * Resume from here when present (the run's latest checkpoint artifact). The trainer checks the bytes it
-   * gets against `sha256` (absent from older APIs) and starts over rather than resume from other bytes.
+   * Resume from here when present (the run's latest checkpoint artifact); `sha256` of its bytes as stored,
+   * to check before resuming.
    */
-  resume: { artifactId: string; epoch: number; downloadPath: string; sha256?: string } | null;
+  resume: { artifactId: string; epoch: number; downloadPath: string; sha256: string } | null;
   /** Highest step already stored per metric name, so a resumed run can skip what it already sent. */
   lastSteps: Record<string, number>;
   /**

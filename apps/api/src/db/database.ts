@@ -8,9 +8,9 @@ export interface Database {
   /** Shared pool: Prisma (through adapter-pg), raw SQL for hot paths, and pg-boss. */
   pool: pg.Pool;
   /**
-   * Metric ingest only: commits without waiting for the WAL flush (synchronous_commit=off). A crash can
-   * lose the last fraction of a second of points, which trainers resend idempotently anyway; waiting for
-   * fsync per batch would cap ingest at the disk's flush rate.
+   * Metric ingest only, so bursts of points never starve the queue and the dashboards of connections.
+   * Commits wait for the WAL flush like every other: trainers drop points once acknowledged, so an
+   * acknowledged point must survive a Postgres crash (group commit keeps the cost low, see bench/api).
    */
   ingestPool: pg.Pool;
   prisma: Prisma;
@@ -22,7 +22,7 @@ export interface Database {
 export function openDatabase(url: string, poolSize = 20): Database {
   const pool = new pg.Pool({ connectionString: url, max: poolSize });
   pool.on('error', () => {}); // idle-client errors (server restart) surface on the next query instead
-  const ingestPool = new pg.Pool({ connectionString: url, max: 10, options: '-c synchronous_commit=off' });
+  const ingestPool = new pg.Pool({ connectionString: url, max: 10 });
   ingestPool.on('error', () => {});
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
   return {

@@ -102,10 +102,17 @@ async function freePort(): Promise<number> {
 
 export interface EmbeddedDb {
   url: string;
-  /** The postmaster's pid (its own process group). */
-  pid: number;
+  /** The postmaster's pid (its own process group); a new one after a restart. */
+  readonly pid: number;
+  /** `up`, `restarting` after the server died, `down` once restarts gave up (or after stop). */
+  readonly state: 'up' | 'restarting' | 'down';
+  /** Times the server died and was started again. */
+  readonly restarts: number;
   stop(): Promise<void>;
 }
+
+/** Restarts in a row that may fail before the supervisor gives up (the database stays down, health says so). */
+const MAX_FAILED_RESTARTS = 5;
 
 /** Starts (initialising on first use) a Postgres cluster kept under `<home>/pg`. */
 /** `port`: the server's port (env HEADBENCH_PG_PORT); default a free one. */
@@ -146,7 +153,9 @@ export async function startEmbeddedPostgres(
   });
   if (fresh) await epg.initialise();
   await stopStale(dataDir, log);
-  const child = await spawnPostgres(await postgresBinary(), dataDir, port, password, join(home, 'pg.log'));
+  const bin = await postgresBinary();
+  const logFile = join(home, 'pg.log');
+  let child = await spawnPostgres(bin, dataDir, port, password, logFile);
   const url = `postgresql://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/headbench`;
   const client = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password, database: 'postgres' });
   await client.connect();
@@ -157,11 +166,56 @@ export async function startEmbeddedPostgres(
     await client.end();
   }
   let stopped: Promise<void> | undefined;
+  let state: EmbeddedDb['state'] = 'up';
+  let restarts = 0;
+  // The server can die under us (OOM killer, an operator's kill, a crash): say so and start it again, so
+  // the API does not answer every request with connection errors until someone notices.
+  const supervise = (proc: ChildProcess) => {
+    proc.once('exit', (code, signal) => {
+      if (stopped) return;
+      state = 'restarting';
+      log(
+        `[postgres] the embedded server (pid ${proc.pid}) exited unexpectedly (${signal ?? `code ${code}`}); restarting it (see ${logFile})`,
+      );
+      void (async () => {
+        for (let failed = 0; failed < MAX_FAILED_RESTARTS && !stopped; failed++) {
+          try {
+            await stopStale(dataDir, log); // children of the dead postmaster may still hold the data dir
+            child = await spawnPostgres(bin, dataDir, port, password, logFile);
+            if (stopped) return void (await stopPostgres(child));
+            restarts++;
+            state = 'up';
+            log(`[postgres] embedded server restarted (pid ${child.pid})`);
+            supervise(child);
+            return;
+          } catch (e) {
+            log(`[postgres] restart failed: ${e instanceof Error ? e.message : String(e)}`);
+            await sleep(1000 * 2 ** failed);
+          }
+        }
+        if (!stopped) {
+          state = 'down';
+          log(`[postgres] gave up restarting the embedded server; the API cannot reach its database`);
+        }
+      })();
+    });
+  };
+  supervise(child);
   return {
     url,
-    pid: child.pid!,
+    get pid() {
+      return child.pid!;
+    },
+    get state() {
+      return state;
+    },
+    get restarts() {
+      return restarts;
+    },
     stop: () => {
-      stopped ??= stopPostgres(child);
+      stopped ??= stopPostgres(child).then(() => {
+        state = 'down';
+      });
       return stopped;
     },
   };

@@ -72,6 +72,7 @@ export class ArtifactsController {
         disposition: `attachment; filename="${a.name}"`,
       },
       `artifact ${a.id}`,
+      res,
     );
   }
 }

@@ -76,6 +76,7 @@ export class DatasetsController {
         disposition: `attachment; filename="${d.name}.${d.archive_format}"`,
       },
       `dataset ${d.name}`,
+      res,
     );
   }
 }

@@ -13,7 +13,7 @@ import { TRPCError } from '@trpc/server';
 import { getHTTPStatusCodeFromError } from '@trpc/server/http';
 import type { Namespace, Socket } from 'socket.io';
 import { z } from 'zod';
-import { bearer, TokenAuth } from '../auth.js';
+import { bearer, LiveTickets, TokenAuth } from '../auth.js';
 import { LiveHub } from '../services/live.js';
 import { parseReportMetrics } from '../services/metric-input.js';
 import { MetricService } from '../services/metrics.js';
@@ -26,22 +26,27 @@ const rooms = z.object({
     .max(500),
 });
 
-/** Dashboards: namespace /live. `subscribe` / `unsubscribe` { rooms: ['run:<id>', 'sweep:<id>'] }; receive `update`. */
+/**
+ * Dashboards: namespace /live, auth { ticket } (live.ticket; what browsers use) or { token } (tools).
+ * `subscribe` / `unsubscribe` { rooms: ['run:<id>', 'sweep:<id>'] }; receive `update`.
+ */
 @WebSocketGateway({ namespace: '/live', cors: { origin: true } })
 @Injectable()
 export class LiveGateway implements OnGatewayInit {
   constructor(
     @Inject(TokenAuth) private readonly auth: TokenAuth,
+    @Inject(LiveTickets) private readonly tickets: LiveTickets,
     @Inject(LiveHub) private readonly hub: LiveHub,
   ) {}
 
   afterInit(ns: Namespace) {
     ns.use((socket, next) => {
-      const token =
-        (socket.handshake.auth as { token?: string })?.token ??
-        bearer(socket.handshake.headers.authorization);
-      this.auth
-        .verify(token)
+      const auth = socket.handshake.auth as { token?: string; ticket?: string };
+      const who =
+        auth?.ticket !== undefined
+          ? this.tickets.verify(auth.ticket)
+          : this.auth.verify(auth?.token ?? bearer(socket.handshake.headers.authorization));
+      who
         .then((p) => {
           if (!p) return next(new Error('unauthorized'));
           if (p.role === 'trainer')

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
@@ -8,6 +8,7 @@ import type { ArtifactInfo, ArtifactKind } from '@headbench/spec';
 import { TRPCError } from '@trpc/server';
 import type pg from 'pg';
 import type { Principal } from '../auth.js';
+import { withTx } from '../db/database.js';
 import type { RunService } from './runs.js';
 
 /** Where artifact bytes live. The filesystem store is the default; an S3-compatible one implements the same. */
@@ -73,7 +74,12 @@ export class FsArtifactStore implements ArtifactStore {
   }
 }
 
-export const artifactKey = (runId: string, name: string) => join(runId, name);
+/**
+ * One folder per lease (attempt) and one file per upload: no upload ever overwrites a file a record points
+ * at; the replaced file is deleted once the new record is committed.
+ */
+export const leaseArtifactKey = (runId: string, leaseId: string, name: string) =>
+  join(runId, leaseId, `${randomUUID()}-${name}`);
 /** Uploaded dataset archives live beside run artifacts, one file per upload. */
 export const datasetKey = (id: string, format: string) => join('_datasets', `${id}.${format}`);
 
@@ -135,6 +141,12 @@ export class ArtifactService {
     public maxBytes: number,
   ) {}
 
+  /**
+   * Stores an artifact of a held run. The lease is checked twice: before the bytes (a stale trainer is
+   * refused at once) and again, with the run row locked, when the upload is committed, since a lease can
+   * be lost while the bytes stream in. Each upload writes a new file, so a trainer that lost its lease
+   * never overwrites the file the run's record (its resume point) points at.
+   */
   async upload(
     p: Principal,
     a: { runId: string; leaseId: string; name: string; kind: ArtifactKind; epoch?: number },
@@ -145,35 +157,50 @@ export class ArtifactService {
     await this.runs.assertHolder(this.pool, p, a.runId, a.leaseId);
     let stored: { uri: string; sha256: string; size: number };
     try {
-      stored = await this.store.put(artifactKey(a.runId, a.name), body, this.maxBytes);
+      stored = await this.store.put(leaseArtifactKey(a.runId, a.leaseId, a.name), body, this.maxBytes);
     } catch (e) {
       if (e instanceof TooLargeError) throw new TRPCError({ code: 'PAYLOAD_TOO_LARGE', message: e.message });
       throw e;
     }
-    const { rows } = await this.pool.query<ArtifactRow & { previous: string | null }>(
-      `INSERT INTO artifacts (id, run_id, kind, name, uri, sha256, size, epoch)
-       VALUES (gen_random_uuid(), $1, $2, $3, $4, $5, $6, $7)
-       ON CONFLICT (run_id, name) DO UPDATE SET kind = EXCLUDED.kind, uri = EXCLUDED.uri, sha256 = EXCLUDED.sha256,
-         size = EXCLUDED.size, epoch = EXCLUDED.epoch, created_at = now()
-       RETURNING *, (SELECT uri FROM artifacts WHERE run_id = $1 AND name = $3) AS previous`,
-      [a.runId, a.kind, a.name, stored.uri, stored.sha256, stored.size, a.epoch ?? null],
-    );
-    const { previous, ...art } = rows[0];
-    // Stores that give each upload its own object (Postgres large objects) leave the replaced one behind.
-    if (previous && previous !== stored.uri) await this.store.delete(previous).catch(() => {});
-    if (a.kind === 'checkpoint') {
-      // The newest checkpoint is where a requeued attempt resumes.
-      await this.pool.query(
-        `UPDATE runs SET checkpoint_artifact_id = $2, checkpoint_epoch = $3
-         WHERE id = $1 AND (checkpoint_epoch IS NULL OR checkpoint_epoch <= $3)`,
-        [a.runId, art.id, a.epoch ?? 0],
-      );
-      await this.pool.query(
-        `INSERT INTO run_events (run_id, type, attempt, data) SELECT id, 'checkpoint', attempt, $2 FROM runs WHERE id = $1`,
-        [a.runId, JSON.stringify({ artifactId: art.id, epoch: a.epoch ?? 0 })],
-      );
+    let committed: { art: ArtifactRow; previous: string | null };
+    try {
+      committed = await withTx(this.pool, async (c) => {
+        await this.runs.assertHolder(c, p, a.runId, a.leaseId, true);
+        const { rows: before } = await c.query<{ uri: string }>(
+          'SELECT uri FROM artifacts WHERE run_id = $1 AND name = $2 FOR UPDATE',
+          [a.runId, a.name],
+        );
+        const { rows } = await c.query<ArtifactRow>(
+          `INSERT INTO artifacts (id, run_id, kind, name, uri, sha256, size, epoch)
+           VALUES (gen_random_uuid(), $1, $2, $3, $4, $5, $6, $7)
+           ON CONFLICT (run_id, name) DO UPDATE SET kind = EXCLUDED.kind, uri = EXCLUDED.uri, sha256 = EXCLUDED.sha256,
+             size = EXCLUDED.size, epoch = EXCLUDED.epoch, created_at = now()
+           RETURNING *`,
+          [a.runId, a.kind, a.name, stored.uri, stored.sha256, stored.size, a.epoch ?? null],
+        );
+        const art = rows[0];
+        if (a.kind === 'checkpoint') {
+          // The newest checkpoint is where a requeued attempt resumes.
+          await c.query(
+            `UPDATE runs SET checkpoint_artifact_id = $2, checkpoint_epoch = $3
+             WHERE id = $1 AND (checkpoint_epoch IS NULL OR checkpoint_epoch <= $3)`,
+            [a.runId, art.id, a.epoch ?? 0],
+          );
+          await c.query(
+            `INSERT INTO run_events (run_id, type, attempt, data) SELECT id, 'checkpoint', attempt, $2 FROM runs WHERE id = $1`,
+            [a.runId, JSON.stringify({ artifactId: art.id, epoch: a.epoch ?? 0 })],
+          );
+        }
+        return { art, previous: before[0]?.uri ?? null };
+      });
+    } catch (e) {
+      await this.store.delete(stored.uri).catch(() => {});
+      throw e;
     }
-    return toArtifactInfo(art);
+    // The replaced file (an earlier attempt's): a download that already opened it still reads it to the end.
+    if (committed.previous && committed.previous !== stored.uri)
+      await this.store.delete(committed.previous).catch(() => {});
+    return toArtifactInfo(committed.art);
   }
 
   /**

@@ -8,6 +8,12 @@ import { type ArtifactStore, datasetKey, TooLargeError } from './artifacts.js';
 
 export const DATASET_NAME_RE = /^[\w.\-:@]{1,128}$/;
 
+const taken = (name: string) =>
+  new TRPCError({
+    code: 'CONFLICT',
+    message: `dataset ${name} is already registered, and datasets never change: register the new version under a new name (e.g. ${name}@2)`,
+  });
+
 export interface DatasetArchiveRow {
   name: string;
   archive_uri: string | null;
@@ -18,6 +24,7 @@ export interface DatasetArchiveRow {
 
 interface DatasetRow {
   id: string;
+  archive_uri: string | null;
   name: string;
   uri: string;
   content_hash: string | null;
@@ -61,6 +68,10 @@ export class DatasetService {
     public maxBytes: number,
   ) {}
 
+  /**
+   * A registered dataset never changes (trainers trust its content hash, and runs name it): a new
+   * version is a new name, e.g. `flowers@2`. An existing name is refused before any byte is read.
+   */
   async upload(
     name: string,
     meta: { format: DatasetFormat; contentHash?: string; classes?: string[] },
@@ -68,6 +79,7 @@ export class DatasetService {
   ) {
     if (!DATASET_NAME_RE.test(name))
       throw new TRPCError({ code: 'BAD_REQUEST', message: 'name: letters, digits and . - _ : @ only' });
+    if (await this.get(name)) throw taken(name);
     let stored: { uri: string; sha256: string; size: number };
     try {
       stored = await this.store.put(datasetKey(randomUUID(), meta.format), body, this.maxBytes);
@@ -80,11 +92,8 @@ export class DatasetService {
     const { rows } = await this.pool.query(
       `INSERT INTO datasets (id, name, uri, content_hash, classes, archive_uri, archive_format, archive_sha256, archive_size)
        VALUES (gen_random_uuid(), $1, $2, $3, $4, $5, $6, $7, $8)
-       ON CONFLICT (name) DO UPDATE SET uri = EXCLUDED.uri, content_hash = EXCLUDED.content_hash,
-         classes = EXCLUDED.classes, archive_uri = EXCLUDED.archive_uri, archive_format = EXCLUDED.archive_format,
-         archive_sha256 = EXCLUDED.archive_sha256, archive_size = EXCLUDED.archive_size,
-         train_count = NULL, test_count = NULL
-       RETURNING id, (SELECT archive_uri FROM datasets WHERE name = $1) AS previous`,
+       ON CONFLICT (name) DO NOTHING
+       RETURNING id`,
       [
         name,
         uri,
@@ -96,8 +105,11 @@ export class DatasetService {
         stored.size,
       ],
     );
-    const previous = rows[0]?.previous as string | null;
-    if (previous && previous !== stored.uri) await this.store.delete(previous).catch(() => {});
+    if (!rows[0]) {
+      // Registered by someone else while these bytes streamed in.
+      await this.store.delete(stored.uri).catch(() => {});
+      throw taken(name);
+    }
     return {
       id: rows[0].id as string,
       name,
@@ -112,7 +124,10 @@ export class DatasetService {
     };
   }
 
-  /** Registers (or updates) a dataset URI under a name, with what is known about it. */
+  /**
+   * Registers a dataset URI under a new name, with what is known about it. Registering the same record
+   * again is a no-op; a different one under a taken name is refused (409): datasets are immutable.
+   */
   async register(input: {
     name: string;
     uri: string;
@@ -124,10 +139,7 @@ export class DatasetService {
     const { rows } = await this.pool.query<DatasetRow>(
       `INSERT INTO datasets (id, name, uri, content_hash, classes, train_count, test_count)
        VALUES (gen_random_uuid(), $1, $2, $3, $4, $5, $6)
-       ON CONFLICT (name) DO UPDATE SET uri = EXCLUDED.uri,
-         content_hash = COALESCE(EXCLUDED.content_hash, datasets.content_hash), classes = EXCLUDED.classes,
-         train_count = COALESCE(EXCLUDED.train_count, datasets.train_count),
-         test_count = COALESCE(EXCLUDED.test_count, datasets.test_count)
+       ON CONFLICT (name) DO NOTHING
        RETURNING *`,
       [
         input.name,
@@ -138,7 +150,21 @@ export class DatasetService {
         input.testCount ?? null,
       ],
     );
-    return toDatasetInfo(rows[0]);
+    if (rows[0]) return toDatasetInfo(rows[0]);
+    const { rows: existing } = await this.pool.query<DatasetRow>('SELECT * FROM datasets WHERE name = $1', [
+      input.name,
+    ]);
+    const d = existing[0];
+    const same =
+      d &&
+      !d.archive_uri &&
+      d.uri === input.uri &&
+      d.content_hash === (input.contentHash ?? null) &&
+      JSON.stringify(d.classes ?? []) === JSON.stringify(input.classes) &&
+      d.train_count === (input.trainCount ?? null) &&
+      d.test_count === (input.testCount ?? null);
+    if (same) return toDatasetInfo(d);
+    throw taken(input.name);
   }
 
   async list(): Promise<DatasetInfo[]> {

@@ -1,5 +1,5 @@
 // The API's services, built once per process (see ApiModule) and handed to routers, controllers and gateways.
-import type { TokenAuth } from '../auth.js';
+import type { LiveTickets, TokenAuth } from '../auth.js';
 import type { Cluster } from '../cluster/index.js';
 import type { Database } from '../db/database.js';
 import type { ArtifactService } from './artifacts.js';
@@ -17,6 +17,8 @@ export interface Services {
   /** Cross-instance plumbing: socket.io adapter, cache bus, reaper leader. */
   cluster: Cluster;
   auth: TokenAuth;
+  /** Short-lived read-only tickets for the /live socket (what browsers hold instead of tokens). */
+  tickets: LiveTickets;
   hub: LiveHub;
   /** The run queue: sweeps' runs, leases, heartbeats, completion, requeues (raw SQL with pg-boss). */
   runs: RunService;

@@ -40,7 +40,17 @@ export interface RunServiceOptions {
   reaperGraceSeconds?: number;
   /** With several API instances: false on all but the one that reaps (see cluster/leader.ts). */
   isLeader?: () => boolean;
+  /**
+   * How long pg-boss keeps a job that is still waiting (its `retentionSeconds`); default ten years. A run
+   * may wait in the queue for as long as its sweep does, so this only bounds a queue left for dead.
+   */
+  queueRetentionSeconds?: number;
 }
+
+/** Default wait a queued job survives in pg-boss (its own default, 14 days, dropped long sweeps' runs). */
+export const QUEUE_RETENTION_SECONDS = 10 * 365 * 24 * 3600;
+/** How often queued runs are checked for a lost queue job. */
+const REPAIR_EVERY_MS = 60_000;
 
 interface HeldRow {
   id: string;
@@ -59,6 +69,7 @@ export class RunService {
   readonly boss: PgBoss;
   private queues = new Set<string>();
   private reaper?: NodeJS.Timeout;
+  private repairer?: NodeJS.Timeout;
   private reaping = false;
   /** The reaper does nothing before this (ms since epoch): see reaperGraceSeconds. */
   reapAfter = 0;
@@ -89,24 +100,77 @@ export class RunService {
       period,
     );
     this.reaper.unref();
+    // Queued runs whose job vanished (retention of an older queue, a manual cleanup) go back in the queue.
+    const repair = () => void this.repairQueue().catch((e) => console.error('[queue repair]', e));
+    repair();
+    this.repairer = setInterval(repair, REPAIR_EVERY_MS);
+    this.repairer.unref();
   }
 
   async stop() {
     if (this.reaper) clearInterval(this.reaper);
+    if (this.repairer) clearInterval(this.repairer);
     await this.boss.stop({ graceful: false, close: true, timeout: 2000 });
   }
 
   private async ensureQueue(name: string) {
     if (this.queues.has(name)) return;
+    const retentionSeconds = this.opts.queueRetentionSeconds ?? QUEUE_RETENTION_SECONDS;
     const existing = await this.boss.getQueue(name);
     if (!existing) {
       // Leases, not pg-boss expiry (capped at 24 h there), decide when a run is lost; retries are ours
-      // too (attempt counter). Completing a run whose job pg-boss already expired is harmless.
-      await this.boss.createQueue(name, { retryLimit: 0, expireInSeconds: 86_400 }).catch(async (e) => {
-        if (!(await this.boss.getQueue(name))) throw e;
-      });
+      // too (attempt counter). Completing a run whose job pg-boss already expired is harmless. Waiting
+      // jobs are kept for `retentionSeconds`: pg-boss's default would delete a long-waiting run's job.
+      await this.boss
+        .createQueue(name, { retryLimit: 0, expireInSeconds: 86_400, retentionSeconds })
+        .catch(async (e) => {
+          if (!(await this.boss.getQueue(name))) throw e;
+        });
+    } else if (existing.retentionSeconds !== retentionSeconds) {
+      // A queue created before this setting (or with another one): new jobs get this retention.
+      await this.boss.updateQueue(name, { retentionSeconds });
     }
     this.queues.add(name);
+  }
+
+  /**
+   * Queued runs whose pg-boss job is gone or no longer waiting get a new job: a run row that says
+   * `queued` must be leasable. Returns how many were requeued.
+   */
+  async repairQueue(): Promise<number> {
+    const { rows } = await this.pool.query<{ id: string; queue: string }>(
+      `SELECT r.id, r.queue FROM runs r
+       WHERE r.status = 'queued' AND NOT EXISTS (
+         SELECT 1 FROM pgboss.job j WHERE j.name = r.queue AND j.id = r.job_id AND j.state IN ('created', 'retry'))
+       LIMIT 1000`,
+    );
+    let n = 0;
+    for (const row of rows) {
+      await this.ensureQueue(row.queue);
+      const fixed = await withTx(this.pool, async (c) => {
+        // Locked and checked again: a lease or a cancel may have got there first.
+        const { rows: locked } = await c.query<{ attempt: number; job_id: string | null }>(
+          `SELECT r.attempt, r.job_id FROM runs r WHERE r.id = $1 AND r.status = 'queued' AND NOT EXISTS (
+             SELECT 1 FROM pgboss.job j WHERE j.name = r.queue AND j.id = r.job_id AND j.state IN ('created', 'retry'))
+           FOR UPDATE OF r SKIP LOCKED`,
+          [row.id],
+        );
+        if (!locked[0]) return false;
+        const jobId = await this.enqueue(c, row.queue, row.id);
+        await c.query('UPDATE runs SET job_id = $2 WHERE id = $1', [row.id, jobId]);
+        await this.event(c, row.id, 'requeued', locked[0].attempt, {
+          reason: 'its queue job was gone (pg-boss retention or cleanup)',
+          lostJobId: locked[0].job_id,
+        });
+        return true;
+      });
+      if (fixed) n++;
+    }
+    if (n) {
+      console.error(`[queue repair] ${n} queued run(s) had lost their queue job; queued again`);
+      this.hub.workAvailable();
+    }
+    return n;
   }
 
   private async enqueue(c: pg.PoolClient, queue: string, runId: string): Promise<string> {
@@ -332,7 +396,8 @@ export class RunService {
             `UPDATE runs SET status = 'running', trainer_id = $3, lease_id = $4,
                lease_expires_at = now() + make_interval(secs => $5), started_at = COALESCE(started_at, now())
              WHERE id = $1 AND job_id = $2 AND status = 'queued'
-             RETURNING id, sweep_id, attempt, config, lease_expires_at, checkpoint_epoch, checkpoint_artifact_id`,
+             RETURNING id, sweep_id, attempt, config, lease_expires_at, checkpoint_epoch, checkpoint_artifact_id,
+               (SELECT sha256 FROM artifacts WHERE id = runs.checkpoint_artifact_id) AS checkpoint_sha256`,
             [job.data.runId, job.id, trainer.id, leaseId, this.opts.leaseSeconds],
           );
           const r = rows[0];
@@ -347,12 +412,7 @@ export class RunService {
                   artifactId: r.checkpoint_artifact_id as string,
                   epoch: r.checkpoint_epoch as number,
                   downloadPath: `/artifacts/${r.checkpoint_artifact_id}/content`,
-                  // The trainer verifies the bytes it downloads against this before resuming.
-                  sha256: (
-                    await c.query<{ sha256: string }>('SELECT sha256 FROM artifacts WHERE id = $1', [
-                      r.checkpoint_artifact_id,
-                    ])
-                  ).rows[0]?.sha256,
+                  sha256: r.checkpoint_sha256 as string,
                 }
               : null;
           await this.event(c, r.id, resume ? 'resumed' : 'leased', r.attempt, {

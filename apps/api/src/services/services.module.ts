@@ -1,10 +1,11 @@
 // Every service of the API, built by Nest's dependency injection from the resolved configuration and the
 // opened database, and stopped in order once the HTTP server and the sockets are closed.
 import { type DynamicModule, Inject, Injectable, Module, type OnApplicationShutdown } from '@nestjs/common';
-import { TokenAuth } from '../auth.js';
+import { LiveTickets, TokenAuth } from '../auth.js';
 import type { Cluster } from '../cluster/index.js';
 import { ClusterRooms } from '../cluster/rooms.js';
 import type { Database } from '../db/database.js';
+import type { EmbeddedDb } from '../db/embedded.js';
 import { openArtifactStore, type StorageKind } from '../storage/index.js';
 import { ArtifactService, type ArtifactStore } from './artifacts.js';
 import { DatasetService } from './datasets.js';
@@ -30,6 +31,10 @@ export interface ApiConfig {
   /** Artifact and dataset bytes: a directory (`storageDir`) or Postgres large objects. */
   storage: StorageKind;
   storageDir: string;
+  /** pg-boss retention of waiting jobs (tests shorten it); default QUEUE_RETENTION_SECONDS. */
+  queueRetentionSeconds?: number;
+  /** The embedded Postgres this API started and watches, if any (health reports its state). */
+  embedded?: Pick<EmbeddedDb, 'state' | 'restarts'>;
 }
 
 export const API_CONFIG = Symbol('headbench.config');
@@ -54,6 +59,7 @@ class ServicesShutdown implements OnApplicationShutdown {
 /** The services the tRPC context carries, by their name there. */
 const BY_NAME = {
   auth: TokenAuth,
+  tickets: LiveTickets,
   hub: LiveHub,
   runs: RunService,
   runRecords: RunRecords,
@@ -99,6 +105,7 @@ export class ServicesModule {
                 maxAttempts: config.maxAttempts,
                 reaperGraceSeconds: config.reaperGraceSeconds,
                 isLeader: () => cluster.leader.isLeader,
+                queueRetentionSeconds: config.queueRetentionSeconds,
               },
               config.databaseUrl,
             );
@@ -120,6 +127,7 @@ export class ServicesModule {
           provide: ARTIFACT_STORE,
           useFactory: () => openArtifactStore(config.storage, config.storageDir, db.pool),
         },
+        { provide: LiveTickets, useFactory: () => new LiveTickets(db.pool) },
         {
           provide: MetricService,
           useFactory: (runs: RunService, hub: LiveHub) =>

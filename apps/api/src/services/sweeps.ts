@@ -8,6 +8,7 @@ import {
   type SweepStatus,
 } from '@headbench/spec';
 import { TRPCError } from '@trpc/server';
+import type { Principal } from '../auth.js';
 import type { Prisma } from '../db/database.js';
 import type { RunService } from './runs.js';
 
@@ -62,6 +63,33 @@ export class SweepService {
       createdAt: iso(s.createdAt),
       runs: counts.get(s.id) ?? {},
     };
+  }
+
+  /**
+   * Members cancel and retry the runs of their own sweeps; another member's sweep needs an admin (a member
+   * token must not be able to stop the whole team's work). 404 for an unknown sweep or run.
+   */
+  async assertMayChange(p: Principal, target: { sweepId: string } | { runId: string }) {
+    let sweep: { id: string; creatorId: string | null; creator: { name: string } | null } | null;
+    if ('runId' in target) {
+      const run = await this.prisma.run.findUnique({
+        where: { id: target.runId },
+        select: { sweep: { select: { id: true, creatorId: true, creator: { select: { name: true } } } } },
+      });
+      if (!run) throw new TRPCError({ code: 'NOT_FOUND', message: `no run ${target.runId}` });
+      sweep = run.sweep;
+    } else {
+      sweep = await this.prisma.sweep.findUnique({
+        where: { id: target.sweepId },
+        select: { id: true, creatorId: true, creator: { select: { name: true } } },
+      });
+      if (!sweep) throw new TRPCError({ code: 'NOT_FOUND', message: `no sweep ${target.sweepId}` });
+    }
+    if (p.role === 'admin' || (sweep?.creatorId != null && sweep.creatorId === p.userId)) return;
+    throw new TRPCError({
+      code: 'FORBIDDEN',
+      message: `${sweep ? `sweep ${sweep.id} belongs to ${sweep.creator?.name ?? 'a deleted user'}` : 'the run belongs to no sweep'}; only its creator or an admin may cancel or retry its runs`,
+    });
   }
 
   cancel(id: string) {

@@ -3,6 +3,7 @@
 import type { AnyProcedure, ApiContract, Procedure, ProcedureKind } from '@headbench/spec';
 import type { AnyTRPCProcedure } from '@trpc/server';
 import { router } from './init.js';
+import { liveRouter } from './routers/live.js';
 import { metaRouter, whoami } from './routers/meta.js';
 import { artifactsRouter, datasetsRouter, tokensRouter, trainersRouter } from './routers/registry.js';
 import { runsRouter } from './routers/runs.js';
@@ -15,6 +16,7 @@ const procedures = {
   sweeps: sweepsRouter,
   runs: runsRouter,
   trainers: trainersRouter,
+  live: liveRouter,
   datasets: datasetsRouter,
   artifacts: artifactsRouter,
   tokens: tokensRouter,

@@ -22,7 +22,7 @@ Usage: HEADBENCH_TOKEN=<trainer token> headbench-trainer --api <url> [flags]
   --data-root <dir>    a folder local datasets and weights may be read from (repeatable; env
                        HEADBENCH_DATA_ROOTS, ':'-separated). Always allowed: the work dir and the caches
   --allow-host <host>  a host (host or host:port) datasets and weights may be downloaded from (repeatable;
-                       env HEADBENCH_ALLOW_HOSTS, comma-separated). The API's own host is always allowed
+                       env HEADBENCH_ALLOW_HOSTS, comma-separated). The API's own hosts are always allowed
   --name <name>        stable trainer name (default: host name)
   --slots <n>          runs trained at once, one child process each (default: one per core)
   --backend <b>        auto | tensorflow | wasm (default auto: tfjs-node-gpu, tfjs-node, else wasm)

@@ -2,16 +2,17 @@
 import type { LiveUpdate } from '@headbench/spec';
 import { useEffect, useRef, useState } from 'react';
 import { io } from 'socket.io-client';
+import { browserApi } from './browser';
 
 export type LiveState = 'connecting' | 'live' | 'down';
 
 /**
  * Subscribes to socket.io rooms on the API's /live namespace. `onResync` runs after every (re)subscribe so
- * the page can fetch what it missed with runs.metrics `sinceStep`.
+ * the page can fetch what it missed with runs.metrics `sinceStep`. The page never holds the API token:
+ * each (re)connect asks this app's proxy for a short-lived read-only live ticket (live.ticket).
  */
 export function useLive(opts: {
   apiUrl: string;
-  token: string;
   rooms: string[];
   onUpdate: (u: LiveUpdate) => void;
   /** Just before a (re)subscribe: no update of the new subscription has arrived yet. */
@@ -26,7 +27,14 @@ export function useLive(opts: {
   useEffect(() => {
     const rooms = roomKey.split(',').filter(Boolean);
     const socket = io(`${opts.apiUrl}/live`, {
-      auth: { token: opts.token },
+      auth: (cb) => {
+        browserApi()
+          .live.ticket.query()
+          .then(
+            (t) => cb({ ticket: t.ticket }),
+            () => cb({ ticket: '' }), // refused by the API: connect_error, retried on the next reconnect
+          );
+      },
       transports: ['websocket'],
       reconnectionDelayMax: 5000,
     });
@@ -44,12 +52,19 @@ export function useLive(opts: {
       });
     });
     socket.on('disconnect', () => setState('down'));
-    socket.on('connect_error', () => setState('down'));
+    // A refused handshake (ticket expired or not fetched: the API or this app restarting) is not retried
+    // by socket.io itself; try again with a fresh ticket.
+    let retry: ReturnType<typeof setTimeout> | undefined;
+    socket.on('connect_error', () => {
+      setState('down');
+      if (!socket.active) retry = setTimeout(() => socket.connect(), 3000);
+    });
     socket.on('update', (u: LiveUpdate) => handlers.current.onUpdate(u));
     return () => {
+      clearTimeout(retry);
       socket.close();
     };
-  }, [opts.apiUrl, opts.token, roomKey]);
+  }, [opts.apiUrl, roomKey]);
   return state;
 }
 

@@ -11,6 +11,12 @@ export const runsRouter = {
     const runIds = input.runIds ?? (await ctx.services.runRecords.idsOf(input.sweepId!));
     return ctx.services.metrics.compare(runIds, input.metric, input.groupBy, input.maxPoints);
   }),
-  cancel: procedure(c.cancel).mutation(({ ctx, input }) => ctx.services.runs.cancelRun(input.id)),
-  retry: procedure(c.retry).mutation(({ ctx, input }) => ctx.services.runs.retryRun(input.id)),
+  cancel: procedure(c.cancel).mutation(async ({ ctx, input }) => {
+    await ctx.services.sweeps.assertMayChange(ctx.principal, { runId: input.id });
+    return ctx.services.runs.cancelRun(input.id, `canceled by ${ctx.principal.name}`);
+  }),
+  retry: procedure(c.retry).mutation(async ({ ctx, input }) => {
+    await ctx.services.sweeps.assertMayChange(ctx.principal, { runId: input.id });
+    return ctx.services.runs.retryRun(input.id);
+  }),
 };

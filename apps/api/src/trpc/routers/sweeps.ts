@@ -9,8 +9,14 @@ export const sweepsRouter = {
   ),
   list: procedure(c.list).query(({ ctx, input }) => ctx.services.sweeps.list(input)),
   get: procedure(c.get).query(({ ctx, input }) => ctx.services.sweeps.get(input.id)),
-  cancel: procedure(c.cancel).mutation(({ ctx, input }) => ctx.services.sweeps.cancel(input.id)),
-  rerun: procedure(c.rerun).mutation(({ ctx, input }) =>
-    ctx.services.sweeps.rerun(input.id, input.mode, ctx.principal.userId),
-  ),
+  cancel: procedure(c.cancel).mutation(async ({ ctx, input }) => {
+    await ctx.services.sweeps.assertMayChange(ctx.principal, { sweepId: input.id });
+    return ctx.services.sweeps.cancel(input.id);
+  }),
+  // `all` starts a new sweep of the caller's (anyone may copy a sweep); `failed` requeues runs in place.
+  rerun: procedure(c.rerun).mutation(async ({ ctx, input }) => {
+    if (input.mode === 'failed')
+      await ctx.services.sweeps.assertMayChange(ctx.principal, { sweepId: input.id });
+    return ctx.services.sweeps.rerun(input.id, input.mode, ctx.principal.userId);
+  }),
 };

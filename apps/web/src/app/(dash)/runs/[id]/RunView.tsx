@@ -15,13 +15,11 @@ export function RunView(props: {
   classes: string[];
   trainers: Record<string, string>;
   apiUrl: string;
-  token: string;
 }) {
   const { run } = props;
   const store = useRunStore([run], {});
   const live = useLive({
     apiUrl: props.apiUrl,
-    token: props.token,
     rooms: [`run:${run.id}`],
     onUpdate: store.onUpdate,
     onSubscribing: store.onSubscribing,

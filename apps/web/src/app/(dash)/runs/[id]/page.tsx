@@ -1,6 +1,6 @@
 import { notFound } from 'next/navigation';
 import { publicApiUrl } from '../../../../lib/config';
-import { load, sessionToken } from '../../../../lib/server';
+import { load } from '../../../../lib/server';
 import { RunView } from './RunView';
 
 export default async function RunPage({ params }: { params: Promise<{ id: string }> }) {
@@ -16,7 +16,6 @@ export default async function RunPage({ params }: { params: Promise<{ id: string
       classes={classes}
       trainers={Object.fromEntries(trainers.map((t) => [t.id, t.name]))}
       apiUrl={publicApiUrl()}
-      token={(await sessionToken())!}
     />
   );
 }

@@ -38,13 +38,11 @@ export function SweepView(props: {
   initialRuns: Run[];
   trainers: Record<string, string>;
   apiUrl: string;
-  token: string;
 }) {
   const { sweep } = props;
   const store = useRunStore(props.initialRuns, { sweepId: sweep.id, names: SWEEP_METRICS });
   const live = useLive({
     apiUrl: props.apiUrl,
-    token: props.token,
     rooms: [`sweep:${sweep.id}`],
     onUpdate: store.onUpdate,
     onSubscribing: store.onSubscribing,

@@ -1,6 +1,6 @@
 import { notFound } from 'next/navigation';
 import { publicApiUrl } from '../../../../lib/config';
-import { load, sessionToken } from '../../../../lib/server';
+import { load } from '../../../../lib/server';
 import { SweepView } from './SweepView';
 
 export default async function SweepPage({ params }: { params: Promise<{ id: string }> }) {
@@ -13,15 +13,12 @@ export default async function SweepPage({ params }: { params: Promise<{ id: stri
       c.trainers.list.query(),
     ]),
   );
-  // The browser's socket.io connection to the API needs the token; it is handed only to this page's script.
-  const token = (await sessionToken())!;
   return (
     <SweepView
       sweep={sweep}
       initialRuns={runs}
       trainers={Object.fromEntries(trainers.map((t) => [t.id, t.name]))}
       apiUrl={publicApiUrl()}
-      token={token}
     />
   );
 }
