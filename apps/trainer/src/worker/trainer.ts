@@ -97,7 +97,7 @@ export class Trainer {
 
   constructor(readonly o: TrainerOptions) {
     this.link = new ApiLink(o.api, o.token);
-    this.policy = accessPolicy(o);
+    this.policy = accessPolicy({ ...o, api: this.link.urls });
     this.readLink = o.readToken ? new ApiLink(this.link.urls, o.readToken) : this.link;
     this.log = o.log ?? ((m) => console.log(`[trainer ${o.name}] ${m}`));
   }
@@ -334,7 +334,7 @@ export class Trainer {
   /**
    * A local folder holding the final model of run `id` (for `weights: run:<id>`). The lease names the
    * model artifact (`leased`), which this trainer's own token may read; `undefined` (an older API) falls
-   * back to listing the run's artifacts with --read-token.
+   * back to listing the run's artifacts with HEADBENCH_READ_TOKEN.
    */
   async resolveModel(id: string, leased?: LeasedRun['weights']): Promise<string> {
     const own = join(this.o.workDir, 'runs', id, 'model');
@@ -363,7 +363,7 @@ export class Trainer {
       const c = classify(e);
       if (c.status === 403)
         throw new HeadbenchInputError(
-          `weights run:${id}: this trainer's token cannot read other runs' artifacts; start it with --read-token <member token>`,
+          `weights run:${id}: this trainer's token cannot read other runs' artifacts; start it with env HEADBENCH_READ_TOKEN=<member token>`,
         );
       throw e;
     }
@@ -549,6 +549,8 @@ class RunTask {
       await this.outbox.drain();
       await rm(join(this.runDir, 'outbox'), { recursive: true, force: true }).catch(() => {});
       this.t.tasks.delete(this.runId);
+      // The API counts the run against this trainer's slots until its final report is stored: ask again now.
+      this.t.slotFreed();
       this.t.log(`run ${this.runId}: released after ${((Date.now() - started) / 1000).toFixed(1)} s`);
       this.resolveFinished();
     }
@@ -561,7 +563,7 @@ class RunTask {
     const ctx = {
       policy: this.t.policy,
       home: this.t.o.home,
-      // Older APIs send no dataset record; then the registry is read with --read-token.
+      // Older APIs send no dataset record; then the registry is read with HEADBENCH_READ_TOKEN.
       leased: 'dataset' in this.lease ? this.lease.dataset : undefined,
       api: this.t.link,
       registry: this.t.readLink,
