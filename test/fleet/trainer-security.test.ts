@@ -305,7 +305,7 @@ describe('trainer security', () => {
         body: new Uint8Array(stored),
       },
     );
-    expect(put.status).toBe(200);
+    expect(put.status).toBe(201);
     await holder.trainer.release.mutate({
       runId,
       leaseId: leased.leaseId,

@@ -33,6 +33,13 @@ interface PoolExports {
   bn_grad_stats(...args: number[]): void;
   bn_grad_apply(...args: number[]): void;
   relu_grad(...args: number[]): void;
+  gemm_nn(...args: number[]): void;
+  gemm_tn(...args: number[]): void;
+  gemm_nt(...args: number[]): void;
+  adam_update(...args: number[]): void;
+  rmsprop_update(...args: number[]): void;
+  gem_forward(...args: number[]): void;
+  gem_backward(...args: number[]): void;
 }
 /** The few WebAssembly JS API calls used here (the project's TS lib has no WebAssembly typings). */
 interface WasmApi {
@@ -44,8 +51,9 @@ interface WasmApi {
 const WA = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
 
 const PAGE = 65536;
-/** Elements per work unit of relu_grad (wasm/training.c). */
+/** Elements per work unit of relu_grad (wasm/training.c) and adam_update (wasm/dense.c). */
 const RELU_BLOCK = 4096;
+const ELEM_BLOCK = 4096;
 const STACK = 65536;
 /**
  * Control block (Int32): [0] generation, [1] helpers done, [2] stop; the job: [8] kernel (index into
@@ -63,7 +71,30 @@ const KERNELS = [
   'bn_grad_stats',
   'bn_grad_apply',
   'relu_grad',
+  'gemm_nn',
+  'gemm_tn',
+  'gemm_nt',
+  'adam_update',
+  'rmsprop_update',
+  'gem_forward',
+  'gem_backward',
 ] as const;
+
+/** Which matrix product (wasm/dense.c): A·B, Aᵀ·B or A·Bᵀ, all row-major. */
+export type GemmKind = 'nn' | 'tn' | 'nt';
+
+/** Adam's float32 constants, in adam_update's order (wasm/dense.c). */
+export interface AdamConstants {
+  beta1: number;
+  oneMinusBeta1: number;
+  beta2: number;
+  oneMinusBeta2: number;
+  /** 1 − beta1^t and 1 − beta2^t: the bias corrections. */
+  correction1: number;
+  correction2: number;
+  epsilon: number;
+  learningRate: number;
+}
 
 /** A stride-1, dilation-1 NHWC convolution's sizes: x [n,h,w,c], output [n,oh,ow,oc]. */
 export interface Stride1Geometry {
@@ -197,6 +228,7 @@ export class ConvPool {
           control: this.control.buffer,
           index: i,
           stackTop: stackTop(i),
+          kernels: KERNELS,
         },
       });
       worker.unref();
@@ -414,6 +446,155 @@ export class ConvPool {
     try {
       // relu_grad(x, dy, dx, six, n, begin, end): blocks of RELU_BLOCK elements.
       this.run(8, [xOff, dyOff, dxOff, six ? 1 : 0, n], -1, 0, Math.ceil(n / RELU_BLOCK));
+    } finally {
+      done();
+    }
+  }
+
+  /**
+   * A Dense layer's matrix products on every thread, no packing: 'nn' out[m,n] = a[m,k]·b[k,n]; 'tn'
+   * out[k,n] = a[m,k]ᵀ·b[m,n] (the kernel gradient xᵀ·dy); 'nt' out[m,n] = a[m,k]·b[n,k]ᵀ (dy·Wᵀ).
+   */
+  gemm(
+    kind: GemmKind,
+    a: Float32Array,
+    b: Float32Array,
+    out: Float32Array,
+    m: number,
+    k: number,
+    n: number,
+  ): void {
+    const [[aOff, bOff, cOff], done] = this.bind([{ in: a }, { in: b }, { out }]);
+    try {
+      // gemm_*(a, b, c, m, k, n, begin, end): 16-column panels (nn), 4-row blocks of out (tn), 4-column
+      // blocks (nt).
+      const units = kind === 'nn' ? Math.ceil(n / 16) : kind === 'tn' ? Math.ceil(k / 4) : Math.ceil(n / 4);
+      this.run(KERNELS.indexOf(`gemm_${kind}`), [aOff, bOff, cOff, m, k, n], -1, 0, units);
+    } finally {
+      done();
+    }
+  }
+
+  /** One Adam step over a weight in one pass: (w, g, m, v) → (w2, m2, v2), tfjs's arithmetic exactly. */
+  adamUpdate(
+    w: Float32Array,
+    g: Float32Array,
+    m: Float32Array,
+    v: Float32Array,
+    out: { w: Float32Array; m: Float32Array; v: Float32Array },
+    k: AdamConstants,
+  ): void {
+    const n = w.length;
+    const consts = Float32Array.of(
+      k.beta1,
+      k.oneMinusBeta1,
+      k.beta2,
+      k.oneMinusBeta2,
+      k.correction1,
+      k.correction2,
+      k.epsilon,
+      -k.learningRate,
+    );
+    const [[wOff, gOff, mOff, vOff, w2Off, m2Off, v2Off, kOff], done] = this.bind([
+      { in: w },
+      { in: g },
+      { in: m },
+      { in: v },
+      { out: out.w },
+      { out: out.m },
+      { out: out.v },
+      { in: consts },
+    ]);
+    try {
+      const args = [wOff, gOff, mOff, vOff, w2Off, m2Off, v2Off, kOff, n];
+      this.run(KERNELS.indexOf('adam_update'), args, -1, 0, Math.ceil(n / ELEM_BLOCK));
+    } finally {
+      done();
+    }
+  }
+
+  /**
+   * One Keras RMSprop step over a weight in one pass: (w, g, ms) → (w2, ms2), ms' = ms·ρ + g²·(1−ρ),
+   * w' = w − g·lr/(√ms' + ε), each operation rounded in float32 in that order.
+   */
+  rmspropUpdate(
+    w: Float32Array,
+    g: Float32Array,
+    ms: Float32Array,
+    out: { w: Float32Array; ms: Float32Array },
+    k: { rho: number; oneMinusRho: number; learningRate: number; epsilon: number },
+  ): void {
+    const n = w.length;
+    const consts = Float32Array.of(k.rho, k.oneMinusRho, k.learningRate, k.epsilon);
+    const [[wOff, gOff, msOff, w2Off, ms2Off, kOff], done] = this.bind([
+      { in: w },
+      { in: g },
+      { in: ms },
+      { out: out.w },
+      { out: out.ms },
+      { in: consts },
+    ]);
+    try {
+      const args = [wOff, gOff, msOff, w2Off, ms2Off, kOff, n];
+      this.run(KERNELS.indexOf('rmsprop_update'), args, -1, 0, Math.ceil(n / ELEM_BLOCK));
+    } finally {
+      done();
+    }
+  }
+
+  /**
+   * GeM pooling of x [n, hw, c] (xc = max(x, eps)): y = s^(1/p) with s = mean xc^p over hw, and
+   * t = mean xc^p·ln xc (for p's gradient); y, s, t [n, c].
+   */
+  gemForward(
+    x: Float32Array,
+    p: number,
+    eps: number,
+    dims: { n: number; hw: number; c: number },
+    out: { y: Float32Array; s: Float32Array; t: Float32Array },
+  ): void {
+    const [[xOff, kOff, yOff, sOff, tOff], done] = this.bind([
+      { in: x },
+      { in: Float32Array.of(p, eps) },
+      { out: out.y },
+      { out: out.s },
+      { out: out.t },
+    ]);
+    try {
+      // gem_forward(x, k, y, s, t, hw, C, begin, end): images.
+      this.run(
+        KERNELS.indexOf('gem_forward'),
+        [xOff, kOff, yOff, sOff, tOff, dims.hw, dims.c],
+        -1,
+        0,
+        dims.n,
+      );
+    } finally {
+      done();
+    }
+  }
+
+  /** GeM's input gradient dx [n, hw, c] from dy, y, s [n, c] (gemForward's). */
+  gemBackward(
+    x: Float32Array,
+    p: number,
+    eps: number,
+    dims: { n: number; hw: number; c: number },
+    saved: { dy: Float32Array; y: Float32Array; s: Float32Array },
+    dx: Float32Array,
+  ): void {
+    const [[xOff, kOff, dyOff, yOff, sOff, dxOff], done] = this.bind([
+      { in: x },
+      { in: Float32Array.of(p, eps) },
+      { in: saved.dy },
+      { in: saved.y },
+      { in: saved.s },
+      { out: dx },
+    ]);
+    try {
+      // gem_backward(x, k, dy, y, s, dx, hw, C, begin, end): images.
+      const args = [xOff, kOff, dyOff, yOff, sOff, dxOff, dims.hw, dims.c];
+      this.run(KERNELS.indexOf('gem_backward'), args, -1, 0, dims.n);
     } finally {
       done();
     }
