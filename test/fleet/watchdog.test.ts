@@ -86,6 +86,7 @@ describe('a wasm trap in a training child', () => {
       isWasmTrap(new Error('conv pool check: ConvPool.reluGrad (relu_grad) changed 8 byte(s) in …')),
     ).toBe(true);
     expect(isWasmTrap(new Error("dataset 'x' not found"))).toBe(false);
+    expect(isWasmTrap(new Error('connect ENETUNREACH: network is unreachable'))).toBe(false);
   });
 });
 
