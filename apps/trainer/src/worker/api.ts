@@ -194,12 +194,16 @@ export class ApiLink {
    * GETs an API path (an artifact, an uploaded dataset) into `file`, streamed under the download cap.
    * Refusals keep their status (`classify` tells a lost lease from a hiccup).
    */
-  downloadTo(path: string, file: string, policy: AccessPolicy, what: string, token = this.token) {
-    return downloadToFile(`${this.url}${path}`, file, policy, {
+  async downloadTo(path: string, file: string, policy: AccessPolicy, what: string, token = this.token) {
+    const url = this.url;
+    return downloadToFile(`${url}${path}`, file, policy, {
       what,
       headers: { authorization: `Bearer ${token}` },
       timeoutMs: 600_000,
       refused: (status) => new HttpError(`${what}: the API answered ${status}`, status),
+    }).catch((e) => {
+      this.noteFailure(e, url);
+      throw e;
     });
   }
 
