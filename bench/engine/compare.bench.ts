@@ -1,23 +1,28 @@
 /**
  * headbench (tfjs wasm + @headbench/engine) vs PyTorch on the same models, shapes, batch and threads.
- *   npx tsx bench/engine/compare.bench.ts [--rounds 3] [--only smallcnn,vgg16-128] [--python /usr/bin/python3] [--unfused]
+ *   npx tsx bench/engine/compare.bench.ts [--rounds 3] [--only smallcnn,vgg16-128] [--python /usr/bin/python3]
+ *     [--unfused] [--timeout-s 3600] [--allow-reference-blas]
  * PyTorch runs as a persistent child (bench/engine/torch_bench.py, Debian's python3-torch) so the two
  * sides alternate workload by workload, round after round; the table reports medians per side. The
  * machine is shared: loads from other processes move single figures by 2x, medians less.
  * Threads: the engine's (HEADBENCH_WASM_THREADS, default every core) for both sides; the
  * "data-parallel" rows train with createDataParallelTrainer (that many single-threaded replicas).
+ * A fair anchor needs an optimized BLAS under PyTorch's Dense layers: Debian's torch (BLAS_INFO=generic)
+ * calls whatever libblas.so.3 is installed, the reference BLAS unless libopenblas0-pthread is. The bench
+ * prints which one PyTorch has loaded and refuses the reference one (--allow-reference-blas: warn only).
  */
 import { spawn } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { buildBackbone } from '@headbench/core';
+import { buildBackbone, buildHead } from '@headbench/core';
 import { convPool, createDataParallelTrainer, fuseForInference, initBackend } from '@headbench/engine';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 // The engine tests' training step (softmax cross-entropy, one optimizer.minimize).
 import { trainStep } from '../../packages/engine/test/models.js';
+import { startWatchdog } from '../watchdog.js';
 
 function arg(name: string, def: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -26,6 +31,8 @@ function arg(name: string, def: string): string {
 const rounds = Number(arg('rounds', '3'));
 const python = arg('python', '/usr/bin/python3');
 const unfused = process.argv.includes('--unfused');
+const allowReferenceBlas = process.argv.includes('--allow-reference-blas');
+const stopWatchdog = startWatchdog(Number(arg('timeout-s', '3600')), 'compare.bench');
 const only = arg('only', '')
   .split(',')
   .filter((s) => s !== '');
@@ -34,8 +41,11 @@ interface Spec {
   kind: 'train' | 'infer';
   /** headbench side: createDataParallelTrainer (one single-threaded replica per thread) instead of threads. */
   dataParallel?: boolean;
-  model: 'smallcnn' | 'nin' | 'dense_head' | 'vgg16' | 'vgg19' | 'mobilenetv2';
+  model: 'smallcnn' | 'nin' | 'dense_head' | 'gem_head' | 'vgg16' | 'vgg19' | 'mobilenetv2';
   size: number;
+  /** Head workloads on cached features [size, size, channels] (a backbone's, post-ReLU), `classes` out. */
+  channels?: number;
+  classes?: number;
   batch: number;
   reps: number;
 }
@@ -59,6 +69,16 @@ const WORKLOADS: Record<string, Spec> = {
     dataParallel: true,
   },
   'train dense-head 7x7x512 b32': { kind: 'train', model: 'dense_head', size: 7, batch: 32, reps: 5 },
+  // The frozen MobileNetV2 128 comparison's GeM head: its features are 4x4x1280.
+  'train gem-head 4x4x1280 b32': {
+    kind: 'train',
+    model: 'gem_head',
+    size: 4,
+    batch: 32,
+    reps: 10,
+    channels: 1280,
+    classes: 17,
+  },
   'infer vgg16 128 b8': { kind: 'infer', model: 'vgg16', size: 128, batch: 8, reps: 2 },
   'infer vgg16 224 b8': { kind: 'infer', model: 'vgg16', size: 224, batch: 8, reps: 1 },
   'infer vgg19 128 b8': { kind: 'infer', model: 'vgg19', size: 128, batch: 8, reps: 2 },
@@ -88,11 +108,19 @@ async function makeStep(spec: Spec): Promise<{ step: () => unknown; dispose: () 
   const model =
     spec.model === 'dense_head'
       ? denseHead()
-      : spec.kind === 'train'
-        ? classifier(buildBackbone(spec.model, { inputShape: [spec.size, spec.size, 3], seed: 1 }))
-        : buildBackbone(spec.model, { inputShape: [spec.size, spec.size, 3], seed: 1 });
-  const shape = spec.model === 'dense_head' ? [spec.batch, 7, 7, 512] : [spec.batch, spec.size, spec.size, 3];
-  const x = tf.randomNormal(shape);
+      : spec.model === 'gem_head'
+        ? buildHead([spec.size, spec.size, spec.channels!], 'gem', spec.classes!, { seed: 1 })
+        : spec.kind === 'train'
+          ? classifier(buildBackbone(spec.model, { inputShape: [spec.size, spec.size, 3], seed: 1 }))
+          : buildBackbone(spec.model, { inputShape: [spec.size, spec.size, 3], seed: 1 });
+  const shape =
+    spec.model === 'dense_head'
+      ? [spec.batch, 7, 7, 512]
+      : spec.model === 'gem_head'
+        ? [spec.batch, spec.size, spec.size, spec.channels!]
+        : [spec.batch, spec.size, spec.size, 3];
+  // Head inputs are post-ReLU features: non-negative (as torch_bench.py makes them).
+  const x = spec.model === 'gem_head' ? tf.randomUniform(shape) : tf.randomNormal(shape);
   if (spec.kind === 'infer') {
     // Inference runs the graph core's feature extraction runs: BN folded into convs, ReLU/ReLU6 fused
     // (--unfused: tfjs-layers' own predict, layer by layer).
@@ -108,7 +136,8 @@ async function makeStep(spec: Spec): Promise<{ step: () => unknown; dispose: () 
       },
     };
   }
-  const y = tf.oneHot(tf.randomUniform([spec.batch], 0, 10, 'int32'), 10);
+  const classes = spec.classes ?? 10;
+  const y = tf.oneHot(tf.randomUniform([spec.batch], 0, classes, 'int32'), classes);
   if (spec.dataParallel) {
     const dp = await createDataParallelTrainer(model, {
       optimizer: { name: 'adam', learningRate: 1e-3 },
@@ -166,7 +195,28 @@ const readReply = async (): Promise<Record<string, unknown>> => {
   if (r.done) throw new Error(`torch_bench.py exited (code ${torch.exitCode}); is python3-torch installed?`);
   return JSON.parse(r.value);
 };
-const torchInfo = await readReply();
+const torchInfo = (await readReply()) as {
+  torch: string;
+  threads: number;
+  blas_info: string;
+  blas_libs: string[];
+  blas_optimized: boolean;
+  blas_probe_ms: number;
+};
+const blasLine =
+  `BLAS_INFO=${torchInfo.blas_info}, loaded: ${torchInfo.blas_libs.join(', ') || 'none found'}; ` +
+  `32x20480x512 product ${torchInfo.blas_probe_ms.toFixed(1)} ms`;
+if (!torchInfo.blas_optimized) {
+  const warning =
+    `PyTorch is using the REFERENCE BLAS (${blasLine}): its Dense layers run 10-30x slower than with an ` +
+    'optimized one, so every ratio against it flatters headbench. Install one (Debian: apt-get install -y ' +
+    'libopenblas0-pthread) and rerun';
+  if (!allowReferenceBlas) {
+    torch.kill();
+    throw new Error(`${warning}, or pass --allow-reference-blas to measure anyway.`);
+  }
+  console.warn(`\n!!! WARNING: ${warning}. (--allow-reference-blas) !!!\n`);
+}
 const torchRun = async (name: string): Promise<number> => {
   const { reps, ...spec } = WORKLOADS[name];
   torch.stdin.write(`${JSON.stringify({ spec, reps })}\n`);
@@ -188,9 +238,15 @@ console.log(
   `engine kernels: ${convPool().fma ? 'relaxed-SIMD fused multiply-add' : 'plain SIMD (HEADBENCH_WASM_FMA=0 or no relaxed SIMD)'}`,
 );
 console.log(`pytorch: ${torchInfo.torch}, ${torchInfo.threads} threads`);
+console.log(
+  `pytorch BLAS: ${torchInfo.blas_optimized ? 'optimized' : 'REFERENCE (ratios flattered)'}; ${blasLine}`,
+);
 
 function printTable(done: number): void {
-  console.log(`\nmedians over ${done} alternating round(s) (${threads} threads each side)`);
+  console.log(
+    `\nmedians over ${done} alternating round(s) (${threads} threads each side; PyTorch BLAS ` +
+      `${torchInfo.blas_optimized ? (torchInfo.blas_libs.find((l) => /openblas|mkl|blis/i.test(l)) ?? torchInfo.blas_info) : 'REFERENCE'})`,
+  );
   console.log('| workload | headbench img/s | PyTorch img/s | ratio |');
   console.log('|---|---:|---:|---:|');
   for (const [name, { hb, pt }] of results) {
@@ -229,3 +285,4 @@ console.log(
     .map((l) => l.toFixed(2))
     .join(' ')}`,
 );
+stopWatchdog();

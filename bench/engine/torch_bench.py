@@ -7,6 +7,7 @@ Models are built once per workload and cached (weights random: throughput only).
 """
 
 import json
+import os
 import sys
 import time
 
@@ -92,6 +93,50 @@ def dense_head():
     return nn.Sequential(nn.Flatten(), nn.Linear(7 * 7 * 512, 512), nn.ReLU(), nn.Linear(512, 10))
 
 
+class GeM(nn.Module):
+    """Generalised-mean pooling with a learnable exponent (timm's / Radenovic et al.'s), eps 1e-6."""
+
+    def __init__(self, p=3.0, eps=1e-6):
+        super().__init__()
+        self.p = nn.Parameter(torch.ones(1) * p)
+        self.eps = eps
+
+    def forward(self, x):
+        return x.clamp(min=self.eps).pow(self.p).mean((-2, -1)).pow(1.0 / self.p)
+
+
+def gem_head(channels, classes):
+    # headbench's `gem` head on cached features: GeM -> Dense(classes).
+    return nn.Sequential(GeM(), nn.Linear(channels, classes))
+
+
+def blas_report():
+    """Which BLAS this torch really calls: BLAS_INFO from its build, the BLAS library the process has
+    mapped (Debian's torch says BLAS_INFO=generic and links libblas.so.3, which is whatever the
+    alternatives system points at: OpenBLAS when libopenblas0-pthread is installed, else the reference
+    BLAS, 10-30x slower for a Dense layer), and a 32x20480x512 product's time as a probe."""
+    config = torch.__config__.show()
+    info = next((part.split("=", 1)[1] for part in config.replace(",", " ").split() if part.startswith("BLAS_INFO=")), "?")
+    a, b = torch.randn(32, 20480), torch.randn(20480, 512)
+    a @ b  # loads the BLAS
+    t0 = time.perf_counter()
+    for _ in range(3):
+        a @ b
+    probe_ms = (time.perf_counter() - t0) * 1000 / 3
+    libs = set()
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                path = line.split()[-1]
+                if "blas" in path.lower() or "mkl" in path.lower() or "blis" in path.lower():
+                    libs.add(os.path.realpath(path))
+    except OSError:
+        pass
+    optimized_names = ("openblas", "mkl", "blis", "atlas", "accelerate")
+    optimized = info.lower() in optimized_names or any(n in lib.lower() for lib in libs for n in optimized_names)
+    return {"blas_info": info, "blas_libs": sorted(libs), "blas_optimized": optimized, "blas_probe_ms": probe_ms}
+
+
 _cache = {}
 
 
@@ -107,16 +152,24 @@ def workload(req):
         net = classifier(*nin())
     elif model == "dense_head":
         net = dense_head()
+    elif model == "gem_head":
+        net = gem_head(spec["channels"], spec["classes"])
     elif model in ("vgg16", "vgg19"):
         net = vgg(int(model[3:]))
     elif model == "mobilenetv2":
         net = mobilenetv2()
     else:
         raise ValueError(model)
-    shape = [batch, 512, 7, 7] if model == "dense_head" else [batch, 3, size, size]
-    x = torch.randn(*shape)
+    if model == "dense_head":
+        shape = [batch, 512, 7, 7]
+    elif model == "gem_head":
+        shape = [batch, spec["channels"], size, size]
+    else:
+        shape = [batch, 3, size, size]
+    # Head inputs are a backbone's post-ReLU features: non-negative.
+    x = torch.rand(*shape) if model == "gem_head" else torch.randn(*shape)
     if kind == "train":
-        y = torch.randint(0, 10, (batch,))
+        y = torch.randint(0, spec.get("classes", 10), (batch,))
         opt = torch.optim.Adam(net.parameters(), 1e-3)
         net.train()
 
@@ -139,7 +192,8 @@ def workload(req):
 def main():
     threads = int(sys.argv[1]) if len(sys.argv) > 1 else 1
     torch.set_num_threads(threads)
-    print(json.dumps({"ready": True, "torch": torch.__version__, "threads": torch.get_num_threads()}), flush=True)
+    ready = {"ready": True, "torch": torch.__version__, "threads": torch.get_num_threads(), **blas_report()}
+    print(json.dumps(ready), flush=True)
     for line in sys.stdin:
         req = json.loads(line)
         step, batch = workload(req)

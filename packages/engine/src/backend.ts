@@ -9,6 +9,7 @@ import { registerTrainingKernels } from './kernels/index.js';
 import { useOnePassReluGradients } from './kernels/relu_grad.js';
 import { useFusedBatchNormTraining } from './layers/batch_norm_training.js';
 import { usePlainConvTraining } from './layers/conv_training.js';
+import { useOnePassAdam } from './optimizers/adam.js';
 import { unrefPoolWorkers, withNodeThreads } from './wasm_threads.js';
 
 export type BackendPreference = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
@@ -100,6 +101,8 @@ async function initUncached(preference: BackendPreference): Promise<BackendInfo>
   usePlainConvTraining();
   // After ensureGradients: importing tfjs-layers registers every stock gradient, ours must come later.
   useOnePassReluGradients();
+  // Adam in one pass per weight on wasm (bit for bit tfjs's arithmetic); stock elsewhere.
+  useOnePassAdam();
   current = info;
   return info;
 }

@@ -490,7 +490,7 @@ describe('BatchMatMul replacement matches the cpu backend', () => {
     });
   });
 
-  // Dense-layer shapes that take the packing-free wasm/kernels.c kernels (B >= 64k elements, m <= 128):
+  // Dense-layer shapes that take the conv pool's packing-free gemm (wasm/dense.c; B >= 64k elements, m <= 128):
   // forward x.W (nn) and dx = dy.W^T (nt), with row / column / depth counts off the 4/16 blocking, a
   // depth over the 256 block, and a Flatten(7x7x128) -> Dense(512) head at batch 32.
   const dense: { a: number[]; b: number[]; tB: boolean }[] = [
@@ -502,7 +502,7 @@ describe('BatchMatMul replacement matches the cpu backend', () => {
     { a: [32, 512], b: [2048, 512], tB: true },
   ];
   dense.forEach(({ a, b, tB }, i) => {
-    it(`own gemm: ${a} x ${b} transposeB=${tB}, twice (a B seen before goes to stock when not transposed)`, async () => {
+    it(`own gemm: ${a} x ${b} transposeB=${tB}, twice (the same B again)`, async () => {
       const inputs = {
         a: { shape: a, data: rand(size(a), 650 + i) },
         b: { shape: b, data: rand(size(b), 750 + i) },
@@ -792,12 +792,31 @@ describe('kernel memory hygiene on wasm', () => {
       UnsortedSegmentSum: () => tf.unsortedSegmentSum(x, ids, 3),
       BatchMatMul: () =>
         tf.tidy(() => {
-          // The transposing path, and the own-gemm paths (nn for a B first seen, nt).
+          // The transposing path, and the own-gemm paths (nn, nt).
           const big = tf.slice(tf.reshape(tf.tile(x2, [4, 32]), [288, 256]), [0, 0], [256, 256]);
           return tf.addN([
             tf.sum(tf.matMul(x2, x2, true, false)),
             tf.sum(tf.matMul(tf.slice(big, [0, 0], [3, 256]), big)),
             tf.sum(tf.matMul(tf.slice(big, [0, 0], [3, 256]), big, false, true)),
+          ]);
+        }),
+      // A Dense layer's shapes (the own gemm, then bias and activation), and the stock path.
+      _FusedMatMul: () =>
+        tf.tidy(() => {
+          const big = tf.slice(tf.reshape(tf.tile(x2, [4, 32]), [288, 256]), [0, 0], [256, 256]);
+          const bias = tf.reshape(tf.slice(x2, [0, 0], [1, 8]), [8]);
+          return tf.addN([
+            tf.sum(
+              tf.fused.matMul({
+                a: tf.slice(big, [0, 0], [3, 256]),
+                b: big,
+                bias: tf.tile(bias, [32]),
+                activation: 'relu',
+              }),
+            ),
+            tf.sum(
+              tf.fused.matMul({ a: x2, b: tf.transpose(x2), bias: tf.tile(bias, [9]), activation: 'relu' }),
+            ),
           ]);
         }),
       Tile: () => tf.tile(x, [1, 2, 1, 3]),

@@ -6,7 +6,7 @@ set -eu
 cd "$(dirname "$0")"
 CC=${CC:-clang-19}
 $CC --target=wasm32 -O3 -msimd128 -mbulk-memory -fno-vectorize -fno-slp-vectorize -nostdlib \
-  -Wl,--no-entry -Wl,--export=gemm_nn -Wl,--export=gemm_nt -Wl,--export=dw_filter_grad -Wl,--export=heap_base \
+  -Wl,--no-entry -Wl,--export=dw_filter_grad -Wl,--export=heap_base \
   -Wl,--initial-memory=1048576 -Wl,--max-memory=4294967296 -Wl,-z,stack-size=65536 \
   -o kernels.wasm kernels.c
 # The conv pool runs on several threads at once: it imports one shared memory (every instance the same)
@@ -20,7 +20,9 @@ pool() {
     -Wl,--export=wino_filter -Wl,--export=wino_conv -Wl,--export=filter_grad -Wl,--export=reduce_rows \
     -Wl,--export=max_pool_grad -Wl,--export=bn_stats -Wl,--export=bn_apply -Wl,--export=bn_grad_stats \
     -Wl,--export=bn_grad_apply -Wl,--export=relu_grad -Wl,--export=__heap_base -Wl,--export=__stack_pointer \
-    "$@" winograd.c filter_grad.c training.c
+    -Wl,--export=gemm_nn -Wl,--export=gemm_tn -Wl,--export=gemm_nt -Wl,--export=adam_update -Wl,--export=rmsprop_update \
+    -Wl,--export=gem_forward -Wl,--export=gem_backward \
+    "$@" winograd.c filter_grad.c training.c dense.c
 }
 shared="-matomics -Wl,--shared-memory"
 pool $shared -o conv_pool.wasm

@@ -196,6 +196,45 @@ export const ENV = {
     default: '1',
     readers: ['engine'],
   }),
+  HEADBENCH_WASM_CHECK: v({
+    schema: flag,
+    doc: "1: the engine's conv pool checks every kernel call for writes outside its outputs and scratch (guard bytes around each; slower), and throws naming the kernel",
+    default: '0',
+    readers: ['engine'],
+  }),
+  HEADBENCH_WATCHDOG_FACTOR: v({
+    schema: int(2, 10_000),
+    doc: "Trainer watchdog: a run's child is killed after this many times its median batch time without a batch (at least the floor, at most the ceiling)",
+    default: '20',
+    readers: ['trainer'],
+  }),
+  HEADBENCH_WATCHDOG_FLOOR_S: v({
+    schema: int(1, 86_400),
+    doc: 'Trainer watchdog: seconds without a batch (or without a sign of life from the child) always allowed',
+    default: '120',
+    readers: ['trainer'],
+  }),
+  HEADBENCH_WATCHDOG_CEILING_S: v({
+    schema: int(1, 604_800),
+    doc: 'Trainer watchdog: the most seconds without a batch, and the limit before the first batch and after the last',
+    default: '1800',
+    readers: ['trainer'],
+  }),
+  HEADBENCH_TEST_HANG_AT: v({
+    schema: z.string().regex(/^epoch:\d{1,6}$/, { error: "must be 'epoch:<n>'" }),
+    doc: "Tests only (honoured when NODE_ENV=test): a trainer child's first attempt spins forever at the first batch of epoch n",
+    readers: ['trainer', 'tests'],
+  }),
+  HEADBENCH_TEST_HEAP_GROWTH: v({
+    schema: z.string().regex(/^\d{1,6}(:\d{1,9})?$/, { error: "must be '<every>' or '<every>:<seed>'" }),
+    doc: "Tests and the heap stress bench only (honoured when NODE_ENV=test): a wasm trainer child grows tfjs's heap about every <every> allocations (gaps drawn from <seed>), before tensors and inside conv pool calls",
+    readers: ['trainer', 'tests', 'bench'],
+  }),
+  NODE_ENV: v({
+    schema: text,
+    doc: 'Set by test runners (`test`): enables test-only hooks such as HEADBENCH_TEST_HANG_AT',
+    readers: ['trainer', 'tests'],
+  }),
   HEADBENCH_CHROMIUM: v({
     schema: text,
     doc: 'Chromium for the browser tests and benchmarks',

@@ -100,8 +100,12 @@ export class RunService {
       period,
     );
     this.reaper.unref();
-    // Queued runs whose job vanished (retention of an older queue, a manual cleanup) go back in the queue.
-    const repair = () => void this.repairQueue().catch((e) => console.error('[queue repair]', e));
+    // Queued runs whose job vanished (retention of an older queue, a manual cleanup) go back in the queue;
+    // with several instances, the leader does it (the repair is safe anywhere, just not needed twice).
+    const repair = () => {
+      if (this.opts.isLeader?.() === false) return;
+      void this.repairQueue().catch((e) => console.error('[queue repair]', e));
+    };
     repair();
     this.repairer = setInterval(repair, REPAIR_EVERY_MS);
     this.repairer.unref();

@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { readEnv } from '@headbench/spec';
 import { childMain } from './child.js';
 import { Trainer } from './trainer.js';
+import { watchdogLimits } from './watchdog.js';
 
 export const TRAINER_HELP = `headbench-trainer — pull runs from a headbench API and train them
 
@@ -29,6 +30,14 @@ Usage: HEADBENCH_TOKEN=<trainer token> headbench-trainer --api <url> [flags]
   --work-dir <dir>     run folders, outbox journals, fetched models (default .headbench/trainer/<name>)
   --home <dir>         generated datasets, downloads, feature cache (default .headbench)
   --poll <ms>          lease poll period when no push arrives (default 2000)
+  --watchdog-factor <k>     kill a child after k × its median batch time without a batch (default 20,
+                            env HEADBENCH_WATCHDOG_FACTOR) ...
+  --watchdog-floor <s>      ... but never before s seconds (default 120, env HEADBENCH_WATCHDOG_FLOOR_S)
+  --watchdog-ceiling <s>    ... and always after s seconds, the limit outside training too (default 1800,
+                            env HEADBENCH_WATCHDOG_CEILING_S); the run is handed back as retryable and
+                            resumes from its last checkpoint
+
+Each slot's child trains with (cores / slots) wasm threads, at least one (HEADBENCH_WASM_THREADS overrides).
 
 Signals: SIGTERM finishes each run's current epoch, uploads its checkpoint and hands the run back;
 SIGINT (Ctrl-C) stops at the next batch and hands runs back (they resume from their last checkpoint);
@@ -60,6 +69,9 @@ export async function trainerMain(argv: string[]): Promise<number> {
       'work-dir': { type: 'string' },
       home: { type: 'string' },
       poll: { type: 'string' },
+      'watchdog-factor': { type: 'string' },
+      'watchdog-floor': { type: 'string' },
+      'watchdog-ceiling': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -108,6 +120,23 @@ export async function trainerMain(argv: string[]): Promise<number> {
     console.error(`headbench-trainer: --slots: '${values.slots}' must be an integer in [1, 64]`);
     return 2;
   }
+  // The flags go through the same checks as the variables they override.
+  const flagged: Record<string, string> = {};
+  for (const [flag, variable] of [
+    ['watchdog-factor', 'HEADBENCH_WATCHDOG_FACTOR'],
+    ['watchdog-floor', 'HEADBENCH_WATCHDOG_FLOOR_S'],
+    ['watchdog-ceiling', 'HEADBENCH_WATCHDOG_CEILING_S'],
+  ] as const) {
+    const value = values[flag];
+    if (value !== undefined) flagged[variable] = value;
+  }
+  let watchdog: ReturnType<typeof watchdogLimits>;
+  try {
+    watchdog = watchdogLimits(readEnv({ ...process.env, ...flagged }));
+  } catch (e) {
+    console.error(`headbench-trainer: --watchdog-*: ${(e as Error).message}`);
+    return 2;
+  }
   const name = values.name ?? hostname();
   const home = resolve(values.home ?? env.HEADBENCH_HOME ?? '.headbench');
   const trainer = new Trainer({
@@ -128,6 +157,8 @@ export async function trainerMain(argv: string[]): Promise<number> {
     workDir: resolve(values['work-dir'] ?? join(home, 'trainer', name.replace(/[^\w.-]+/g, '_'))),
     pollMs: values.poll ? Number(values.poll) : undefined,
     noop: env.HEADBENCH_TRAINER_NOOP,
+    childThreads: env.HEADBENCH_WASM_THREADS,
+    watchdog,
   });
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals) => {

@@ -23,6 +23,7 @@ import { prepareDataset, resolveDataset } from './datasets.js';
 import { Outbox } from './outbox.js';
 import type { ChildJob, FromChild, ToChild } from './protocol.js';
 import { unpackArchive } from './unpack.js';
+import { ProgressWatchdog, type WatchdogLimits, watchdogLimits } from './watchdog.js';
 
 export interface TrainerOptions {
   /** The API, or several instances of it (same database): on connection failure the next one is used. */
@@ -50,6 +51,13 @@ export interface TrainerOptions {
   maxUnpackedBytes?: number;
   /** Bench mode: complete every leased run at once without training (HEADBENCH_TRAINER_NOOP=1). */
   noop?: boolean;
+  /**
+   * Threads of each child's wasm backend (HEADBENCH_WASM_THREADS of the child). Default: the cores shared
+   * between the slots, at least one — one per slot at the default slot count, i.e. tfjs's one-thread build.
+   */
+  childThreads?: number;
+  /** Progress watchdog of every child; default from the HEADBENCH_WATCHDOG_FACTOR, _FLOOR_S and _CEILING_S variables. */
+  watchdog?: WatchdogLimits;
   log?: (m: string) => void;
 }
 
@@ -541,6 +549,7 @@ class RunTask {
       home: this.t.o.home,
       backend: this.t.backendName as BackendName,
       weightsPath,
+      attempt: this.lease.attempt,
     };
   }
 
@@ -585,13 +594,28 @@ class RunTask {
 
   private train(job: ChildJob): Promise<void> {
     return new Promise<void>((resolve) => {
+      const threads =
+        this.t.o.childThreads ?? Math.max(1, Math.floor(os.availableParallelism() / this.t.o.slots));
       const child = fork(CHILD_BIN, ['--child'], {
         // Own process group: a terminal's Ctrl-C reaches the trainer, which decides what children do.
         detached: true,
         stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
         serialization: 'advanced',
+        // The slots share the cores: with one thread each, tfjs's one-thread build (no shared heap, no
+        // allocator lock that a trap can leave taken — issue #11's endless spin inside free).
+        env: { ...process.env, HEADBENCH_WASM_THREADS: String(threads) },
       });
       this.child = child;
+      const watchdog = new ProgressWatchdog(this.t.o.watchdog ?? watchdogLimits());
+      let stalled: string | undefined;
+      const tick = setInterval(() => {
+        const why = watchdog.check();
+        if (!why || stalled || this.canceled) return;
+        stalled = why;
+        this.t.log(`run ${this.runId}: ${why}`);
+        child.kill('SIGKILL');
+      }, 1000);
+      tick.unref();
       let outcome: FromChild | undefined;
       let batch: { name: string; step: number; epoch: number; value: number; time: number }[] = [];
       const flushBatch = () => {
@@ -599,6 +623,10 @@ class RunTask {
         batch = [];
       };
       child.on('message', (m: FromChild) => {
+        if (m.type === 'batch') watchdog.batch(m.m.epoch);
+        else if (m.type === 'epoch') watchdog.epochDone(m.m.epoch);
+        else if (m.type === 'phase') watchdog.enter(m.phase);
+        else watchdog.heard();
         if (m.type === 'batch') {
           const time = Date.now();
           for (const k of ['loss', 'accuracy', 'lr', 'images_per_s'] as const) {
@@ -627,15 +655,21 @@ class RunTask {
           }
         } else if (m.type === 'log') {
           this.t.log(`run ${this.runId}: ${m.message}`);
+        } else if (m.type === 'phase') {
+          // Only the watchdog needs it.
         } else {
           outcome = m;
         }
       });
       child.on('exit', (code, signal) => {
+        clearInterval(tick);
         flushBatch();
         this.child = undefined;
         if (this.canceled) {
           // Nothing to report: the API already knows (canceled) or gave the run to someone else.
+        } else if (stalled) {
+          // Retryable: the next attempt (a fresh process) resumes from the last uploaded checkpoint.
+          this.outbox.push({ t: 'fail', error: stalled, retryable: true });
         } else if (outcome?.type === 'done') {
           for (const f of outcome.files)
             this.outbox.push({ t: 'artifact', file: f.path, name: f.name, kind: f.kind });

@@ -1,3 +1,4 @@
+import { gemPool } from '@headbench/engine';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { POOLING_NAMES, type PoolingName } from '../config.js';
@@ -69,8 +70,8 @@ export class GlobalPool2D extends tfl.layers.Layer {
         case 'catavgmax':
           return tf.concat([tf.mean(x, [1, 2]), tf.max(x, [1, 2])], 1);
         case 'gem': {
-          const p = this.p!.read();
-          return tf.pow(tf.mean(tf.pow(tf.maximum(x, 1e-6), p), [1, 2]), tf.div(1, p));
+          // One pass forward and backward on wasm; tfjs-core's pow ops elsewhere.
+          return gemPool(x, this.p!.read());
         }
       }
     });

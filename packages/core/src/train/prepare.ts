@@ -48,6 +48,11 @@ export interface TrainRunOptions {
   onBatch?: (m: BatchMetrics) => void;
   onEpoch?: (m: EpochMetrics, checkpointDir: string | undefined) => void | Promise<void>;
   onLog?: (message: string) => void;
+  /**
+   * The run entered a phase without batches ("validation after epoch 2", "checkpoint after epoch 2",
+   * "finishing"): progress watchdogs allow such phases their own time.
+   */
+  onPhase?: (phase: string) => void;
   /** Observer of every image the run decodes, by dataset index (what a run reads, and when). */
   onImageRead?: (index: number) => void;
   /** Abort between batches (cancel). */

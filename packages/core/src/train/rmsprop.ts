@@ -1,3 +1,4 @@
+import { kerasRmspropStep } from '@headbench/engine';
 import * as tf from '@tensorflow/tfjs-core';
 
 /** A named tensor as optimizers exchange them (not re-exported by tfjs-core's index). */
@@ -45,14 +46,8 @@ export class KerasRMSprop extends tf.Optimizer {
         ? variableGradients[i].tensor
         : variableGradients[name];
       if (gradient == null) return;
-      const ms = this.meanSquares[i].variable;
-      tf.tidy(() => {
-        const next = tf.add(tf.mul(ms, this.rho), tf.mul(tf.square(gradient), 1 - this.rho));
-        ms.assign(next);
-        value.assign(
-          tf.sub(value, tf.div(tf.mul(gradient, this.learningRate), tf.add(tf.sqrt(next), this.epsilon))),
-        );
-      });
+      // One pass per weight on wasm (the engine's kernel, the same float32 arithmetic); tfjs ops elsewhere.
+      kerasRmspropStep(value, gradient, this.meanSquares[i].variable, this);
     });
     this.incrementIterations();
   }

@@ -33,6 +33,13 @@ interface PoolExports {
   bn_grad_stats(...args: number[]): void;
   bn_grad_apply(...args: number[]): void;
   relu_grad(...args: number[]): void;
+  gemm_nn(...args: number[]): void;
+  gemm_tn(...args: number[]): void;
+  gemm_nt(...args: number[]): void;
+  adam_update(...args: number[]): void;
+  rmsprop_update(...args: number[]): void;
+  gem_forward(...args: number[]): void;
+  gem_backward(...args: number[]): void;
 }
 /** The few WebAssembly JS API calls used here (the project's TS lib has no WebAssembly typings). */
 interface WasmApi {
@@ -44,8 +51,9 @@ interface WasmApi {
 const WA = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
 
 const PAGE = 65536;
-/** Elements per work unit of relu_grad (wasm/training.c). */
+/** Elements per work unit of relu_grad (wasm/training.c) and adam_update (wasm/dense.c). */
 const RELU_BLOCK = 4096;
+const ELEM_BLOCK = 4096;
 const STACK = 65536;
 /**
  * Control block (Int32): [0] generation, [1] helpers done, [2] stop; the job: [8] kernel (index into
@@ -63,7 +71,30 @@ const KERNELS = [
   'bn_grad_stats',
   'bn_grad_apply',
   'relu_grad',
+  'gemm_nn',
+  'gemm_tn',
+  'gemm_nt',
+  'adam_update',
+  'rmsprop_update',
+  'gem_forward',
+  'gem_backward',
 ] as const;
+
+/** Which matrix product (wasm/dense.c): A·B, Aᵀ·B or A·Bᵀ, all row-major. */
+export type GemmKind = 'nn' | 'tn' | 'nt';
+
+/** Adam's float32 constants, in adam_update's order (wasm/dense.c). */
+export interface AdamConstants {
+  beta1: number;
+  oneMinusBeta1: number;
+  beta2: number;
+  oneMinusBeta2: number;
+  /** 1 − beta1^t and 1 − beta2^t: the bias corrections. */
+  correction1: number;
+  correction2: number;
+  epsilon: number;
+  learningRate: number;
+}
 
 /** A stride-1, dilation-1 NHWC convolution's sizes: x [n,h,w,c], output [n,oh,ow,oc]. */
 export interface Stride1Geometry {
@@ -158,11 +189,16 @@ export class ConvPool {
   readonly inPlace: boolean;
   /** Bytes of tfjs's heap the pool holds for a call in progress (scratch, copies): 0 between calls. */
   scratchInUse = 0;
+  /** Bounds-checked mode (HEADBENCH_WASM_CHECK=1): every call is checked for writes outside its operands. */
+  readonly check: boolean;
+  /** Kernels run since the current bind (named by a failed check). */
+  private ran: string[] = [];
 
   constructor(
     readonly threads: number,
-    options: { fma?: boolean; heap?: TfjsHeap } = {},
+    options: { fma?: boolean; heap?: TfjsHeap; check?: boolean } = {},
   ) {
+    this.check = options.check ?? readEnv(process.env).HEADBENCH_WASM_CHECK;
     // An unshared heap cannot be handed to helper threads: then the pool keeps its own memory.
     this.heap = options.heap && (options.heap.shared || threads === 1) ? options.heap : null;
     this.inPlace = this.heap !== null;
@@ -192,6 +228,7 @@ export class ConvPool {
           control: this.control.buffer,
           index: i,
           stackTop: stackTop(i),
+          kernels: KERNELS,
         },
       });
       worker.unref();
@@ -414,6 +451,155 @@ export class ConvPool {
     }
   }
 
+  /**
+   * A Dense layer's matrix products on every thread, no packing: 'nn' out[m,n] = a[m,k]·b[k,n]; 'tn'
+   * out[k,n] = a[m,k]ᵀ·b[m,n] (the kernel gradient xᵀ·dy); 'nt' out[m,n] = a[m,k]·b[n,k]ᵀ (dy·Wᵀ).
+   */
+  gemm(
+    kind: GemmKind,
+    a: Float32Array,
+    b: Float32Array,
+    out: Float32Array,
+    m: number,
+    k: number,
+    n: number,
+  ): void {
+    const [[aOff, bOff, cOff], done] = this.bind([{ in: a }, { in: b }, { out }]);
+    try {
+      // gemm_*(a, b, c, m, k, n, begin, end): 16-column panels (nn), 4-row blocks of out (tn), 4-column
+      // blocks (nt).
+      const units = kind === 'nn' ? Math.ceil(n / 16) : kind === 'tn' ? Math.ceil(k / 4) : Math.ceil(n / 4);
+      this.run(KERNELS.indexOf(`gemm_${kind}`), [aOff, bOff, cOff, m, k, n], -1, 0, units);
+    } finally {
+      done();
+    }
+  }
+
+  /** One Adam step over a weight in one pass: (w, g, m, v) → (w2, m2, v2), tfjs's arithmetic exactly. */
+  adamUpdate(
+    w: Float32Array,
+    g: Float32Array,
+    m: Float32Array,
+    v: Float32Array,
+    out: { w: Float32Array; m: Float32Array; v: Float32Array },
+    k: AdamConstants,
+  ): void {
+    const n = w.length;
+    const consts = Float32Array.of(
+      k.beta1,
+      k.oneMinusBeta1,
+      k.beta2,
+      k.oneMinusBeta2,
+      k.correction1,
+      k.correction2,
+      k.epsilon,
+      -k.learningRate,
+    );
+    const [[wOff, gOff, mOff, vOff, w2Off, m2Off, v2Off, kOff], done] = this.bind([
+      { in: w },
+      { in: g },
+      { in: m },
+      { in: v },
+      { out: out.w },
+      { out: out.m },
+      { out: out.v },
+      { in: consts },
+    ]);
+    try {
+      const args = [wOff, gOff, mOff, vOff, w2Off, m2Off, v2Off, kOff, n];
+      this.run(KERNELS.indexOf('adam_update'), args, -1, 0, Math.ceil(n / ELEM_BLOCK));
+    } finally {
+      done();
+    }
+  }
+
+  /**
+   * One Keras RMSprop step over a weight in one pass: (w, g, ms) → (w2, ms2), ms' = ms·ρ + g²·(1−ρ),
+   * w' = w − g·lr/(√ms' + ε), each operation rounded in float32 in that order.
+   */
+  rmspropUpdate(
+    w: Float32Array,
+    g: Float32Array,
+    ms: Float32Array,
+    out: { w: Float32Array; ms: Float32Array },
+    k: { rho: number; oneMinusRho: number; learningRate: number; epsilon: number },
+  ): void {
+    const n = w.length;
+    const consts = Float32Array.of(k.rho, k.oneMinusRho, k.learningRate, k.epsilon);
+    const [[wOff, gOff, msOff, w2Off, ms2Off, kOff], done] = this.bind([
+      { in: w },
+      { in: g },
+      { in: ms },
+      { out: out.w },
+      { out: out.ms },
+      { in: consts },
+    ]);
+    try {
+      const args = [wOff, gOff, msOff, w2Off, ms2Off, kOff, n];
+      this.run(KERNELS.indexOf('rmsprop_update'), args, -1, 0, Math.ceil(n / ELEM_BLOCK));
+    } finally {
+      done();
+    }
+  }
+
+  /**
+   * GeM pooling of x [n, hw, c] (xc = max(x, eps)): y = s^(1/p) with s = mean xc^p over hw, and
+   * t = mean xc^p·ln xc (for p's gradient); y, s, t [n, c].
+   */
+  gemForward(
+    x: Float32Array,
+    p: number,
+    eps: number,
+    dims: { n: number; hw: number; c: number },
+    out: { y: Float32Array; s: Float32Array; t: Float32Array },
+  ): void {
+    const [[xOff, kOff, yOff, sOff, tOff], done] = this.bind([
+      { in: x },
+      { in: Float32Array.of(p, eps) },
+      { out: out.y },
+      { out: out.s },
+      { out: out.t },
+    ]);
+    try {
+      // gem_forward(x, k, y, s, t, hw, C, begin, end): images.
+      this.run(
+        KERNELS.indexOf('gem_forward'),
+        [xOff, kOff, yOff, sOff, tOff, dims.hw, dims.c],
+        -1,
+        0,
+        dims.n,
+      );
+    } finally {
+      done();
+    }
+  }
+
+  /** GeM's input gradient dx [n, hw, c] from dy, y, s [n, c] (gemForward's). */
+  gemBackward(
+    x: Float32Array,
+    p: number,
+    eps: number,
+    dims: { n: number; hw: number; c: number },
+    saved: { dy: Float32Array; y: Float32Array; s: Float32Array },
+    dx: Float32Array,
+  ): void {
+    const [[xOff, kOff, dyOff, yOff, sOff, dxOff], done] = this.bind([
+      { in: x },
+      { in: Float32Array.of(p, eps) },
+      { in: saved.dy },
+      { in: saved.y },
+      { in: saved.s },
+      { out: dx },
+    ]);
+    try {
+      // gem_backward(x, k, dy, y, s, dx, hw, C, begin, end): images.
+      const args = [xOff, kOff, dyOff, yOff, sOff, dxOff, dims.hw, dims.c];
+      this.run(KERNELS.indexOf('gem_backward'), args, -1, 0, dims.n);
+    } finally {
+      done();
+    }
+  }
+
   /** Whether thread t got any of `units` (the split run() and the helpers use): only those wrote a partial. */
   private ranUnits(t: number, units: number): boolean {
     return Math.floor((units * (t + 1)) / this.threads) > Math.floor((units * t) / this.threads);
@@ -455,7 +641,9 @@ export class ConvPool {
     });
     const lengths = ops.map((o) => ('scratch' in o ? o.scratch : (arrayOf(o) as Float32Array).length));
     const room = lengths.map((n, i) => (place[i] >= 0 ? -1 : n));
-    const bytes = room.reduce((sum, f) => (f < 0 ? sum : sum + align(f * 4)), 0);
+    // Checked mode: a guard zone after every block of the allocation (and one before the first).
+    const pad = this.check ? GUARD : 0;
+    const bytes = room.reduce((sum, f) => (f < 0 ? sum : sum + align(f * 4) + pad), pad);
     let base: number;
     let block = 0;
     if (this.heap) {
@@ -471,29 +659,105 @@ export class ConvPool {
     // Views after any growth the allocation caused.
     const buffer = this.memory.buffer;
     this.buffers.add(buffer);
-    let at = base;
+    // Checked mode: the block starts as canaries, so even a stray write of a value that was there shows.
+    if (this.check && bytes > 0) new Uint8Array(buffer, base, bytes).fill(0xa5);
+    let at = base + pad;
     const copyBack: [Float32Array, number][] = [];
     const addrs = ops.map((o, i) => {
       if (room[i] < 0) return place[i];
       const addr = at;
-      at += align(room[i] * 4);
+      at += align(room[i] * 4) + pad;
       if ('in' in o) new Float32Array(buffer, addr, lengths[i]).set(o.in);
       else if ('out' in o) copyBack.push([o.out, addr]);
       return addr;
     });
     const view = (i: number) => new Float32Array(this.memory.buffer, addrs[i], lengths[i]);
+    const verify = this.check ? this.guard(ops, addrs, lengths) : null;
+    this.ran = [];
     const done = () => {
+      let problem: unknown;
+      try {
+        verify?.();
+      } catch (e) {
+        problem = e;
+      }
       const now = this.memory.buffer;
       for (const [out, addr] of copyBack) out.set(new Float32Array(now, addr, out.length));
-      if (block) {
+      // After a failed check the allocator's own bytes may be hit too: leak the block rather than free it.
+      if (block && !problem) {
         this.heap?.free(block);
         this.scratchInUse -= bytes + 64;
       }
+      if (problem) throw problem;
     };
     return [addrs, done, view];
   }
 
+  /**
+   * Checked mode, called once a call's operands are in place: remembers the bytes next to every operand
+   * (GUARD before and after, except where another operand may write) and every input, and returns the
+   * check to run after the kernels: any change there is a write outside the call's operands (or into an
+   * input), thrown as an error naming the kernels and the operand. Operands must lie inside the heap and
+   * an output may not overlap another operand.
+   */
+  private guard(ops: Operand[], addrs: number[], lengths: number[]): () => void {
+    const heapBytes = this.memory.buffer.byteLength;
+    const ranges = ops.map((o, i) => ({
+      kind: 'in' in o ? 'in' : 'out' in o ? 'out' : 'scratch',
+      start: addrs[i],
+      end: addrs[i] + lengths[i] * 4,
+    }));
+    const where = (i: number) =>
+      `operand ${i} (${ranges[i].kind}, ${lengths[i]} floats at ${ranges[i].start})`;
+    const caller = callerName();
+    ranges.forEach((r, i) => {
+      if (r.start < 0 || r.end > heapBytes)
+        throw new Error(`conv pool check: ${caller}: ${where(i)} lies outside the heap (${heapBytes} bytes)`);
+      if (r.kind === 'in') return;
+      ranges.forEach((q, j) => {
+        if (j !== i && r.start < q.end && q.start < r.end && r.end > r.start && q.end > q.start)
+          throw new Error(`conv pool check: ${caller}: ${where(i)} overlaps ${where(j)}`);
+      });
+    });
+    const writable = ranges
+      .filter((r) => r.kind !== 'in' && r.end > r.start)
+      .sort((a, b) => a.start - b.start);
+    type Watch = { label: string; at: number; bytes: Uint8Array };
+    const watches: Watch[] = [];
+    const heap = new Uint8Array(this.memory.buffer);
+    const watch = (label: string, from: number, to: number) => {
+      // [from, to) less the bytes an operand of the call may write.
+      let at = Math.max(0, from);
+      const end = Math.min(heapBytes, to);
+      for (const w of writable) {
+        if (w.end <= at) continue;
+        if (w.start >= end) break;
+        if (w.start > at) watches.push({ label, at, bytes: heap.slice(at, w.start) });
+        at = Math.max(at, w.end);
+      }
+      if (at < end) watches.push({ label, at, bytes: heap.slice(at, end) });
+    };
+    ranges.forEach((r, i) => {
+      if (r.end <= r.start) return;
+      watch(`the ${GUARD} bytes before ${where(i)}`, r.start - GUARD, r.start);
+      watch(`the ${GUARD} bytes after ${where(i)}`, r.end, r.end + GUARD);
+      if (r.kind === 'in') watch(where(i), r.start, r.end);
+    });
+    return () => {
+      const now = new Uint8Array(this.memory.buffer);
+      for (const w of watches) {
+        let changed = 0;
+        for (let k = 0; k < w.bytes.length; k++) if (now[w.at + k] !== w.bytes[k]) changed++;
+        if (changed)
+          throw new Error(
+            `conv pool check: ${caller} (${this.ran.join(', ') || 'no kernel'}) changed ${changed} byte(s) in ${w.label}`,
+          );
+      }
+    };
+  }
+
   private run(kernel: number, args: number[], scratchArg: number, scratchStride: number, units: number) {
+    this.ran.push(KERNELS[kernel]);
     const ctl = this.control;
     const header = [kernel, args.length, scratchArg, scratchStride, units, this.threads];
     for (let i = 0; i < header.length; i++) ctl[8 + i] = header[i] | 0;
@@ -518,6 +782,16 @@ export class ConvPool {
     await Promise.all(this.workers.map((w) => w.terminate()));
     this.workers = [];
   }
+}
+
+/** Bytes watched on each side of every operand in checked mode. */
+const GUARD = 64;
+
+/** The ConvPool method that called bind (for checked mode's errors). */
+function callerName(): string {
+  const lines = (new Error().stack ?? '').split('\n').map((l) => l.trim());
+  const call = lines.find((l) => /^at ConvPool\.(?!bind|guard)\w+/.test(l));
+  return call?.match(/^at (ConvPool\.\w+)/)?.[1] ?? 'ConvPool';
 }
 
 // Arithmetic, not bit operations: offsets pass 2^31 once the shared memory grows past 2 GiB.

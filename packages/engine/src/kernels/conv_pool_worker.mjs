@@ -3,21 +3,12 @@
 // Plain JS so it starts without a TypeScript loader.
 import { workerData } from 'node:worker_threads';
 
-const { module, memory, control, index, stackTop } = workerData;
+const { module, memory, control, index, stackTop, kernels } = workerData;
 const { exports } = new WebAssembly.Instance(module, { env: { memory } });
 exports.__stack_pointer.value = stackTop;
 const ctl = new Int32Array(control);
-const FUNCTIONS = [
-  exports.wino_conv,
-  exports.filter_grad,
-  exports.reduce_rows,
-  exports.max_pool_grad,
-  exports.bn_stats,
-  exports.bn_apply,
-  exports.bn_grad_stats,
-  exports.bn_grad_apply,
-  exports.relu_grad,
-];
+// The kernels by index, as conv_pool.ts numbers them (it sends its list).
+const FUNCTIONS = kernels.map((name) => exports[name]);
 // Control block layout: see conv_pool.ts. From generation 0: a job posted before this thread got here
 // is not missed (wait returns at once).
 let seen = 0;

@@ -5,7 +5,7 @@ import {
   registerKernel,
   unregisterKernel,
 } from '@tensorflow/tfjs-core';
-import { makeBatchMatMul } from './batch_matmul.js';
+import { makeBatchMatMul, makeFusedMatMul } from './batch_matmul.js';
 import { conv2DBackpropFilterConfig } from './conv2d_backprop_filter.js';
 import { conv2DBackpropInput } from './conv2d_backprop_input.js';
 import {
@@ -34,6 +34,7 @@ export const ADDED_KERNELS = [
 const REPLACEMENTS: Record<string, (stock: KernelFunc) => KernelFunc> = {
   Conv2DBackpropInput: () => conv2DBackpropInput,
   BatchMatMul: makeBatchMatMul,
+  _FusedMatMul: makeFusedMatMul,
   Tile: makeTile,
   Sum: makeSum,
   Mean: makeMean,

@@ -2,9 +2,8 @@ import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 /**
- * The packing-free f32 matrix products of wasm/kernels.c (see there for why they exist), in their own
- * small WebAssembly instance. Operands are copied in from the tfjs heap and the result copied out:
- * a memcpy each, cheap next to the multiplication.
+ * The depthwise filter gradient of wasm/kernels.c, in its own small WebAssembly instance. Operands are
+ * copied in from the tfjs heap and the result copied out: a memcpy each, cheap next to the arithmetic.
  */
 interface WasmMemory {
   buffer: ArrayBuffer;
@@ -17,27 +16,25 @@ interface WasmApi {
 }
 const WA = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
 
-interface GemmExports {
+interface KernelExports {
   memory: WasmMemory;
-  gemm_nn(a: number, b: number, c: number, m: number, k: number, n: number): void;
-  gemm_nt(a: number, b: number, c: number, m: number, k: number, n: number): void;
   dw_filter_grad(x: number, dy: number, acc: number, ...dims: number[]): void;
   heap_base(): number;
 }
 
-let exports: GemmExports | null = null;
+let exports: KernelExports | null = null;
 
-function instance(): GemmExports {
+function instance(): KernelExports {
   if (exports === null) {
     const file = fileURLToPath(new URL('../../wasm/kernels.wasm', import.meta.url));
     const module = new WA.Module(fs.readFileSync(file));
-    exports = new WA.Instance(module, {}).exports as unknown as GemmExports;
+    exports = new WA.Instance(module, {}).exports as unknown as KernelExports;
   }
   return exports;
 }
 
 /** Offsets of consecutive 16-byte aligned buffers of the given byte sizes; grows the memory to fit. */
-function layout(g: GemmExports, bytes: number[]): number[] {
+function layout(g: KernelExports, bytes: number[]): number[] {
   let at = (g.heap_base() + 15) & ~15;
   const offs = bytes.map((b) => {
     const o = at;
@@ -47,27 +44,6 @@ function layout(g: GemmExports, bytes: number[]): number[] {
   const have = g.memory.buffer.byteLength;
   if (at > have) g.memory.grow(Math.ceil((at - have) / 65536));
   return offs;
-}
-
-/**
- * out[m,n] = a[m,k] . b, where b is [k,n] ('nn') or [n,k] used transposed ('nt'). All row-major.
- */
-export function gemm(
-  kind: 'nn' | 'nt',
-  a: Float32Array,
-  b: Float32Array,
-  out: Float32Array,
-  m: number,
-  k: number,
-  n: number,
-): void {
-  const g = instance();
-  const [aOff, bOff, cOff] = layout(g, [m * k * 4, k * n * 4, m * n * 4]);
-  const heap = g.memory.buffer;
-  new Float32Array(heap, aOff, m * k).set(a);
-  new Float32Array(heap, bOff, k * n).set(b);
-  (kind === 'nn' ? g.gemm_nn : g.gemm_nt)(aOff, bOff, cOff, m, k, n);
-  out.set(new Float32Array(heap, cOff, m * n));
 }
 
 /** A sliding-window op over NHWC x [n,h,w,c] → [n,oh,ow,c]: window kh×kw, strides, dilations, top/left pad. */
