@@ -155,10 +155,12 @@ describe('two API instances', () => {
       async () => {
         const rs = await Promise.all(sweep.runIds.map(run));
         if (!rs.every((r) => r.status === 'running' && (r.checkpointEpoch ?? 0) >= 1)) return undefined;
-        // Kill A between epochs: a point A stored but had not yet forwarded when it died would never be
-        // live (a dashboard fetches such points with runs.metrics after it reconnects).
         for (const r of rs) {
           const stored = (await storedPoints(db.url, r.id)).val_loss?.length ?? 0;
+          // Mid-run: its last epoch still to be measured.
+          if (stored >= EPOCHS) throw new Error(`run ${r.id} finished its epochs before A could be killed`);
+          // Kill A between epochs: a point A stored but had not yet forwarded when it died would never be
+          // live (a dashboard fetches such points with runs.metrics after it reconnects).
           if (liveEpochs(r.id).length !== stored) return undefined;
         }
         return rs;
