@@ -7,7 +7,7 @@ import {
   reportMetricsOverSocket,
 } from '@headbench/client';
 import type { Socket } from 'socket.io-client';
-import { type AccessPolicy, downloadToFile } from './access.js';
+import { type AccessPolicy, downloadToFile, UnreachableError } from './access.js';
 
 /** The API answered that this trainer no longer holds the run (canceled, lease lost): drop it. */
 export class LeaseLostError extends Error {}
@@ -142,7 +142,8 @@ export class ApiLink {
       this.metricsVia.trpc++;
       return out;
     } catch (e) {
-      this.noteFailure(e, url);
+      // Only silence moves the link: a refusal or a broken limit is the same on every instance.
+      if (e instanceof UnreachableError) this.noteFailure(e, url);
       throw e;
     }
   }
@@ -196,15 +197,18 @@ export class ApiLink {
    */
   async downloadTo(path: string, file: string, policy: AccessPolicy, what: string, token = this.token) {
     const url = this.url;
-    return downloadToFile(`${url}${path}`, file, policy, {
-      what,
-      headers: { authorization: `Bearer ${token}` },
-      timeoutMs: 600_000,
-      refused: (status) => new HttpError(`${what}: the API answered ${status}`, status),
-    }).catch((e) => {
-      this.noteFailure(e, url);
+    try {
+      return await downloadToFile(`${url}${path}`, file, policy, {
+        what,
+        headers: { authorization: `Bearer ${token}` },
+        timeoutMs: 600_000,
+        refused: (status) => new HttpError(`${what}: the API answered ${status}`, status),
+      });
+    } catch (e) {
+      // Only silence moves the link: a refusal or a broken limit is the same on every instance.
+      if (e instanceof UnreachableError) this.noteFailure(e, url);
       throw e;
-    });
+    }
   }
 
   async download(path: string, token = this.token): Promise<Buffer> {
