@@ -43,6 +43,10 @@ describe('npm start', () => {
     const adminToken = (await readFile(join(home, 'admin-token'), 'utf8')).trim();
     const admin = client(url, adminToken);
     await first.waitForLine(/submitted 'default: smallcnn from scratch' \(9 runs\)/, 60_000);
+    await first.waitForLine(
+      /submitted 'default: mobilenetv2 pretrained \(npm:nsfwjs\/mobilenet_v2, frozen\)' \(9 runs\)/,
+      60_000,
+    );
     // Created now: shown this once, with where it is kept.
     expect(first.text()).toMatch(
       new RegExp(`admin token ${adminToken} +\\(created now, shown only this once`),
@@ -89,6 +93,7 @@ describe('npm start', () => {
     const admin2 = client(url2, (await readFile(join(home, 'admin-token'), 'utf8')).trim());
     const sweeps = await admin2.sweeps.list.query();
     expect(sweeps.map((s) => s.name).sort()).toEqual([
+      'default: mobilenetv2 pretrained (npm:nsfwjs/mobilenet_v2, frozen)',
       'default: smallcnn from scratch',
       'default: smallcnn pretrain (flowers17 seed 1)',
     ]);

@@ -46,6 +46,26 @@ export const DEFAULT_SWEEPS = {
     seeds: [0, 1, 2],
     epochs: 20,
   },
+  /**
+   * Real transfer learning: MobileNetV2 with the weights shipped in the nsfwjs npm package (ImageNet-initialised,
+   * fine-tuned by its authors), frozen, so one backbone pass fills the feature cache for every head and seed.
+   * 96 px keeps the fc head small (3×3×1280 features); RMSprop lr 1e-4 as in the Keras protocol.
+   */
+  pretrained: {
+    name: 'default: mobilenetv2 pretrained (npm:nsfwjs/mobilenet_v2, frozen)',
+    datasets: [DEFAULT_DATASET],
+    backbones: ['mobilenetv2' as const],
+    weights: ['npm:nsfwjs/mobilenet_v2'],
+    trainable: 'frozen' as const,
+    heads: ['fc' as const, 'gap' as const, 'gmp' as const],
+    optimizers: ['rmsprop' as const],
+    lr: 1e-4,
+    batchSize: 32,
+    size: 96,
+    seeds: [0, 1, 2],
+    epochs: 15,
+    camSamples: 4,
+  },
   transfer: (pretrainRunId: string) => ({
     ...common,
     name: 'default: smallcnn transfer (pretrained backbone)',
@@ -109,6 +129,11 @@ async function defaultSweeps(admin: HeadbenchClient, stopped: () => boolean) {
     const s = await admin.sweeps.create.mutate(DEFAULT_SWEEPS.scratch);
     say(`submitted '${DEFAULT_SWEEPS.scratch.name}' (${s.runs} runs)`);
   } else say('default sweeps already submitted: continuing them');
+  // Its own check: a home from before this sweep existed gets it on the next start.
+  if (!(await find(DEFAULT_SWEEPS.pretrained.name))) {
+    const s = await admin.sweeps.create.mutate(DEFAULT_SWEEPS.pretrained);
+    say(`submitted '${DEFAULT_SWEEPS.pretrained.name}' (${s.runs} runs)`);
+  }
   const transferName = DEFAULT_SWEEPS.transfer('x').name;
   if (await find(transferName)) return;
   const [source] = await admin.runs.list.query({ sweepId: pretrain!.id, limit: 1 });
@@ -147,6 +172,7 @@ async function reportWhenDone(
   const names = [
     DEFAULT_SWEEPS.pretrain.name,
     DEFAULT_SWEEPS.scratch.name,
+    DEFAULT_SWEEPS.pretrained.name,
     DEFAULT_SWEEPS.transfer('x').name,
   ];
   while (!stopped()) {

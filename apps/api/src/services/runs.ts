@@ -24,6 +24,7 @@ import type { Principal } from '../auth.js';
 import { withTx } from '../db/database.js';
 import { leasedDataset, leasedWeights } from './lease-contents.js';
 import type { LiveHub } from './live.js';
+import type { PackagedWeightsService } from './packaged-weights.js';
 import { bossDb, orderedUuid, queueFor, queuesFor } from './queue.js';
 
 type Db = pg.Pool | pg.PoolClient;
@@ -45,6 +46,8 @@ export interface RunServiceOptions {
    * may wait in the queue for as long as its sweep does, so this only bounds a queue left for dead.
    */
   queueRetentionSeconds?: number;
+  /** Serves `weights: npm:<package>/<model>` to trainers (leases name its files). */
+  packaged?: PackagedWeightsService;
 }
 
 /** Default wait a queued job survives in pg-boss (its own default, 14 days, dropped long sweeps' runs). */
@@ -100,8 +103,12 @@ export class RunService {
       period,
     );
     this.reaper.unref();
-    // Queued runs whose job vanished (retention of an older queue, a manual cleanup) go back in the queue.
-    const repair = () => void this.repairQueue().catch((e) => console.error('[queue repair]', e));
+    // Queued runs whose job vanished (retention of an older queue, a manual cleanup) go back in the queue;
+    // with several instances, the leader does it (the repair is safe anywhere, just not needed twice).
+    const repair = () => {
+      if (this.opts.isLeader?.() === false) return;
+      void this.repairQueue().catch((e) => console.error('[queue repair]', e));
+    };
     repair();
     this.repairer = setInterval(repair, REPAIR_EVERY_MS);
     this.repairer.unref();
@@ -436,6 +443,10 @@ export class RunService {
             lastSteps: Object.fromEntries(steps.rows.map((s) => [s.name, s.step])),
             dataset: typeof config.dataset === 'string' ? await leasedDataset(c, config.dataset) : null,
             weights: typeof config.weights === 'string' ? await leasedWeights(c, config.weights) : null,
+            packaged:
+              typeof config.weights === 'string' && config.weights.startsWith('npm:')
+                ? ((await this.opts.packaged?.leased(config.weights)) ?? null)
+                : null,
           });
         }
         return out;

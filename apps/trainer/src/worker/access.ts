@@ -19,8 +19,12 @@ export interface AccessPolicy {
   maxUnpackedBytes: number;
 }
 
+/** The host did not answer at all (refused, reset, DNS, timeout). */
+export class UnreachableError extends Error {}
+
 /** The policy for a trainer: the operator's roots and hosts plus the ones it always needs. */
 export function accessPolicy(o: {
+  /** The API (or its instances): their hosts are always allowed. */
   api: string | string[];
   workDir: string;
   home: string;
@@ -35,7 +39,7 @@ export function accessPolicy(o: {
       resolve(r),
     ),
     allowHosts: [
-      ...[o.api].flat().map((u) => new URL(u).host.toLowerCase()),
+      ...(Array.isArray(o.api) ? o.api : [o.api]).map((u) => new URL(u).host.toLowerCase()),
       ...(o.allowHosts ?? []).map((h) => h.toLowerCase()),
     ],
     maxDownloadBytes: o.maxDownloadBytes ?? TRAINER_LIMITS.downloadBytes,
@@ -113,8 +117,8 @@ export async function downloadToFile(
       });
     } catch (e) {
       o.log?.(`${o.what}: fetching ${u.host} failed: ${(e as Error).message}`);
-      // Unreachable: maybe later, maybe from another trainer (a plain Error is retryable).
-      throw new Error(`${o.what}: ${u.host} could not be reached`);
+      // Unreachable: maybe later, maybe from another trainer (not bad input: retryable).
+      throw new UnreachableError(`${o.what}: ${u.host} could not be reached`);
     }
     if (res.status < 300 || res.status >= 400) break;
     const location = res.headers.get('location');

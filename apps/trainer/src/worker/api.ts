@@ -7,7 +7,7 @@ import {
   reportMetricsOverSocket,
 } from '@headbench/client';
 import type { Socket } from 'socket.io-client';
-import { type AccessPolicy, downloadToFile } from './access.js';
+import { type AccessPolicy, downloadToFile, UnreachableError } from './access.js';
 
 /** The API answered that this trainer no longer holds the run (canceled, lease lost): drop it. */
 export class LeaseLostError extends Error {}
@@ -142,6 +142,7 @@ export class ApiLink {
       this.metricsVia.trpc++;
       return out;
     } catch (e) {
+      // A tRPC call that got no answer (noteFailure checks: no HTTP status) moves the link; a refusal does not.
       this.noteFailure(e, url);
       throw e;
     }
@@ -194,13 +195,20 @@ export class ApiLink {
    * GETs an API path (an artifact, an uploaded dataset) into `file`, streamed under the download cap.
    * Refusals keep their status (`classify` tells a lost lease from a hiccup).
    */
-  downloadTo(path: string, file: string, policy: AccessPolicy, what: string, token = this.token) {
-    return downloadToFile(`${this.url}${path}`, file, policy, {
-      what,
-      headers: { authorization: `Bearer ${token}` },
-      timeoutMs: 600_000,
-      refused: (status) => new HttpError(`${what}: the API answered ${status}`, status),
-    });
+  async downloadTo(path: string, file: string, policy: AccessPolicy, what: string, token = this.token) {
+    const url = this.url;
+    try {
+      return await downloadToFile(`${url}${path}`, file, policy, {
+        what,
+        headers: { authorization: `Bearer ${token}` },
+        timeoutMs: 600_000,
+        refused: (status) => new HttpError(`${what}: the API answered ${status}`, status),
+      });
+    } catch (e) {
+      // Only silence moves the link: a refusal or a broken limit is the same on every instance.
+      if (e instanceof UnreachableError) this.noteFailure(e, url);
+      throw e;
+    }
   }
 
   async download(path: string, token = this.token): Promise<Buffer> {

@@ -1,9 +1,9 @@
 // `headbench-trainer`: the fleet worker's command line.
-import { readFile, stat } from 'node:fs/promises';
 import { availableParallelism, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { readEnv } from '@headbench/spec';
+import { readTokenFile } from '../token-file.js';
 import { childMain } from './child.js';
 import { Trainer } from './trainer.js';
 import { watchdogLimits } from './watchdog.js';
@@ -179,24 +179,4 @@ export async function trainerMain(argv: string[]): Promise<number> {
   if (process.connected) process.on('disconnect', () => onSignal('SIGINT'));
   await trainer.start();
   return new Promise<number>(() => {}); // runs until a signal
-}
-
-/** The token in `file`, which only its owner may read: a token others can read is already shared. */
-export async function readTokenFile(file: string): Promise<string> {
-  let st: Awaited<ReturnType<typeof stat>>;
-  try {
-    st = await stat(file);
-  } catch (e) {
-    throw new Error(
-      `--token-file ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`,
-    );
-  }
-  if (!st.isFile()) throw new Error(`--token-file ${file}: not a regular file`);
-  if (st.mode & 0o077)
-    throw new Error(
-      `--token-file ${file}: group or others can read it (mode ${(st.mode & 0o777).toString(8)}); run chmod 600 ${file}`,
-    );
-  const token = (await readFile(file, 'utf8')).trim();
-  if (!token) throw new Error(`--token-file ${file}: the file is empty`);
-  return token;
 }

@@ -56,8 +56,12 @@ export class Outbox {
   private readonly stop = new AbortController();
 
   constructor(private o: OutboxOptions) {
-    mkdirSync(o.dir, { recursive: true });
     this.journal = join(o.dir, 'journal.jsonl');
+    try {
+      mkdirSync(o.dir, { recursive: true });
+    } catch {
+      // A full disk: the append below reports it (once) and the outbox works in memory.
+    }
     this.append({ t: 'lease', leaseId: o.leaseId, at: Date.now() });
   }
 

