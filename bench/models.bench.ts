@@ -1,10 +1,29 @@
-// Throughput of backbones and heads on the default backend (wasm here, tfjs-node on GPU machines).
-// Run: npx tsx bench/models.bench.ts [--quick]
-import { type BackboneName, buildBackbone, buildHead, HEAD_NAMES, makeOptimizer } from '@headbench/core';
+// Throughput of backbones and heads on the default backend (wasm here, tfjs-node on GPU machines), and
+// what the frozen-feature cache buys: a 6-head × 3-seed comparison on packaged pretrained weights vs one head.
+// Run: npx tsx bench/models.bench.ts [--quick] [--pretrained-only] [--comparison-epochs N]
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  type BackboneName,
+  buildBackbone,
+  buildHead,
+  dequantizeWeights,
+  HEAD_NAMES,
+  loadWeightsByName,
+  makeOptimizer,
+  packagedWeightsDir,
+  readPackagedFolder,
+  trainRun,
+} from '@headbench/core';
 import { fuseForInference, initBackend } from '@headbench/engine';
+import { packagedWeights, parseRunConfig } from '@headbench/spec';
 import * as tf from '@tensorflow/tfjs-core';
 
 const quick = process.argv.includes('--quick');
+const pretrainedOnly = process.argv.includes('--pretrained-only');
+const epochsFlag = process.argv.indexOf('--comparison-epochs');
+const comparisonEpochs = epochsFlag > 0 ? Number(process.argv[epochsFlag + 1]) : quick ? 1 : 3;
 const backend = await initBackend('auto');
 console.log(`backend: ${backend.name} (threads ${backend.threads})`);
 
@@ -21,8 +40,17 @@ async function throughput(batch: number, seconds: number, fn: () => Promise<void
 }
 
 const rows: string[][] = [];
-const feature = async (name: BackboneName, size: number, batch: number, alpha?: number) => {
+const home = await mkdtemp(join(tmpdir(), 'headbench-bench-'));
+
+/** Load `npm:<package>/<model>` weights into `model` (the package read once into `home`). */
+async function loadPackaged(model: ReturnType<typeof buildBackbone>, ref: string) {
+  const folder = (await readPackagedFolder(await packagedWeightsDir(ref, home), ref))!;
+  await loadWeightsByName(model, { label: ref, weights: dequantizeWeights(folder.weightSpecs, folder.data) });
+}
+
+const feature = async (name: BackboneName, size: number, batch: number, alpha?: number, weights?: string) => {
   const model = buildBackbone(name, { inputShape: [size, size, 3], alpha, seed: 0 });
+  if (weights) await loadPackaged(model, weights);
   const x = tf.randomUniform([batch, size, size, 3], -1, 1);
   // As feature extraction runs it: BN folded into the convs, ReLUs fused (packages/engine inference/fuse.ts).
   const graph = fuseForInference(model);
@@ -32,7 +60,7 @@ const feature = async (name: BackboneName, size: number, batch: number, alpha?: 
     y.dispose();
   });
   rows.push([
-    `features ${name}${alpha ? ` α${alpha}` : ''} ${size}x${size}`,
+    `features ${name}${alpha ? ` α${alpha}` : ''} ${size}x${size}${weights ? ` (${weights})` : ''}`,
     `batch ${batch}`,
     ips.toFixed(2),
   ]);
@@ -93,16 +121,86 @@ const heads = async (shape: [number, number, number], batch: number) => {
   }
 };
 
-await feature('smallcnn', 64, 32);
-await feature('smallcnn', 128, 32);
-await feature('nin', 64, 32);
-await feature('mobilenetv2', 224, 8);
-await feature('vgg19', 224, 4);
-await train('smallcnn', 64, 32);
-await train('nin', 64, 32);
-await heads([7, 7, 512], 32);
+/**
+ * Wall time of a frozen comparison on the generated flowers (17 classes × 80 = 1360 images) with packaged
+ * MobileNetV2 weights at 224: one head alone in a fresh home (its backbone pass fills the feature cache),
+ * then 6 heads × 3 seeds in another fresh home (one backbone pass, then heads on cached features).
+ */
+const comparison = async () => {
+  const ref = 'npm:nsfwjs/mobilenet_v2';
+  const facts = packagedWeights(ref)!;
+  const config = (head: string, seed: number) =>
+    parseRunConfig({
+      dataset: 'generated:flowers17',
+      backbone: facts.backbone,
+      weights: ref,
+      trainable: 'frozen',
+      head,
+      optimizer: 'rmsprop',
+      lr: 1e-4,
+      decay: 1e-6,
+      batchSize: 32,
+      epochs: comparisonEpochs,
+      seed,
+      size: facts.size,
+      camSamples: 0,
+      shifts: [0],
+    });
+  const timed = async (runs: { head: string; seed: number }[], dir: string) => {
+    const t0 = performance.now();
+    let features = 0;
+    for (const { head, seed } of runs) {
+      const r = await trainRun({
+        config: config(head, seed),
+        runId: `${head}-s${seed}`,
+        runDir: join(dir, 'runs', `${head}-s${seed}`),
+        home: join(dir, 'home'),
+      });
+      features += r.timings.featureSeconds ?? 0;
+    }
+    return { seconds: (performance.now() - t0) / 1000, features };
+  };
+  const heads6 = HEAD_NAMES.slice(0, 6);
+  const one = await timed([{ head: 'gap', seed: 0 }], join(home, 'one'));
+  const all = await timed(
+    heads6.flatMap((head) => [0, 1, 2].map((seed) => ({ head, seed }))),
+    join(home, 'all'),
+  );
+  const label = `${comparisonEpochs} epoch${comparisonEpochs === 1 ? '' : 's'}, ${facts.backbone} ${facts.size} frozen, 1360 images`;
+  rows.push([
+    `1 head (gap) × 1 seed, ${label}`,
+    'batch 32',
+    `${one.seconds.toFixed(0)} s (features ${one.features.toFixed(0)} s)`,
+  ]);
+  rows.push([
+    `${heads6.length} heads (${heads6.join(',')}) × 3 seeds, ${label}`,
+    'batch 32',
+    `${all.seconds.toFixed(0)} s (features ${all.features.toFixed(0)} s) = ${(all.seconds / one.seconds).toFixed(1)}× one head`,
+  ]);
+};
+
+try {
+  if (!pretrainedOnly) {
+    await feature('smallcnn', 64, 32);
+    await feature('smallcnn', 128, 32);
+    await feature('nin', 64, 32);
+    await feature('mobilenetv2', 224, 8);
+    await feature('vgg19', 224, 4);
+    await train('smallcnn', 64, 32);
+    await train('nin', 64, 32);
+    await heads([7, 7, 512], 32);
+  }
+  // Packaged pretrained weights (nsfwjs 4.4.0): the frozen feature pass of the reference experiment.
+  await feature('inceptionv3', 299, 4, undefined, 'npm:nsfwjs/inception_v3');
+  await feature('mobilenetv2', 224, 8, undefined, 'npm:nsfwjs/mobilenet_v2');
+  await comparison();
+} finally {
+  await rm(home, { recursive: true, force: true });
+}
 
 const w = [Math.max(...rows.map((r) => r[0].length)), 10];
-console.log(`\n${'workload'.padEnd(w[0])}  ${'batch'.padEnd(w[1])}  img/s`);
+console.log(`\n${'workload'.padEnd(w[0])}  ${'batch'.padEnd(w[1])}  img/s (or wall time)`);
 for (const r of rows) console.log(`${r[0].padEnd(w[0])}  ${r[1].padEnd(w[1])}  ${r[2]}`);
-console.log(`\ncommand: npx tsx bench/models.bench.ts${quick ? ' --quick' : ''}  (backend ${backend.name})`);
+console.log(
+  `\ncommand: npx tsx bench/models.bench.ts ${process.argv.slice(2).join(' ')}  (backend ${backend.name})`,
+);

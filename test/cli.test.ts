@@ -83,6 +83,95 @@ describe('headbench compare', () => {
   });
 });
 
+describe('headbench compare with packaged pretrained weights', () => {
+  it('--preset sets the reference protocol, prints what it set, and the flags given win', () => {
+    const r = headbench(
+      ['compare', '--preset', 'keras-gap-vs-fc-mobilenet', '--trainable', 'frozen', '--dry-run', '--json'],
+      tmp,
+    );
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain('preset keras-gap-vs-fc-mobilenet:');
+    expect(r.stderr).toContain(
+      'sets --backbone mobilenetv2 --weights npm:nsfwjs/mobilenet_v2 --size 224 --heads fc,gap,gmp,nin --optimizer rmsprop --lr 0.0001 --decay 0.000001 --batch 32 --epochs 50 --split 7:1 --seeds 0,1,2',
+    );
+    expect(r.stderr).toContain('your flags win: --trainable frozen');
+    const runs = (JSON.parse(r.stdout) as { runs: { config: Record<string, unknown> }[] }).runs;
+    expect(runs).toHaveLength(12);
+    for (const { config } of runs)
+      expect(config).toMatchObject({
+        backbone: 'mobilenetv2',
+        weights: 'npm:nsfwjs/mobilenet_v2',
+        size: 224,
+        trainable: 'frozen',
+        optimizer: 'rmsprop',
+        lr: 1e-4,
+        decay: 1e-6,
+        batchSize: 32,
+        epochs: 50,
+        split: '7:1',
+      });
+    const unknown = headbench(['compare', '--preset', 'gap-vs-fc'], tmp);
+    expect(unknown.status).toBe(2);
+    expect(unknown.stderr).toContain(
+      "--preset: unknown preset 'gap-vs-fc' (valid: keras-gap-vs-fc, keras-gap-vs-fc-mobilenet)",
+    );
+    const mismatch = headbench(
+      ['compare', '--weights', 'npm:nsfwjs/mobilenet_v2', '--backbone', 'inceptionv3', '--dry-run'],
+      tmp,
+    );
+    expect(mismatch.status).toBe(2);
+    expect(mismatch.stderr).toContain(
+      'npm:nsfwjs/mobilenet_v2 holds mobilenetv2 weights; the backbone is inceptionv3',
+    );
+  });
+
+  it('trains frozen heads on cached features of npm:nsfwjs/mobilenet_v2 and names the weights in the report', async () => {
+    const r = headbench(
+      [
+        'compare',
+        '--data',
+        'generated:flowers3?perClass=8&size=32',
+        '--backbone',
+        'mobilenetv2',
+        '--weights',
+        'npm:nsfwjs/mobilenet_v2',
+        '--trainable',
+        'frozen',
+        '--heads',
+        'gap,gmp',
+        '--size',
+        '32',
+        '--epochs',
+        '1',
+        '--seeds',
+        '2',
+        '--backend',
+        'wasm',
+        '--cam-samples',
+        '0',
+        '--out',
+        'pretrained',
+      ],
+      tmp,
+    );
+    expect(r.status, r.stderr).toBe(0);
+    const results = JSON.parse(await readFile(join(tmp, 'pretrained', 'results.json'), 'utf8')) as {
+      provenance: { featureCache: string; weights: { package: { sha256: string; version: string } } };
+    }[];
+    expect(results).toHaveLength(4);
+    const sha = results[0].provenance.weights.package.sha256;
+    for (const res of results) {
+      expect(res.provenance.featureCache).toBe('cached');
+      expect(res.provenance.weights.package).toMatchObject({ version: '4.4.0', sha256: sha });
+    }
+    const report = await readFile(join(tmp, 'pretrained', 'report.md'), 'utf8');
+    expect(report).toContain(
+      `**Weights:** \`npm:nsfwjs/mobilenet_v2\` — nsfwjs@4.4.0 \`mobilenet_v2\`, weight bytes sha256 ${sha}`,
+    );
+    expect(report).toContain('fine-tuned by the package');
+  });
+});
+
 describe('headbench, as a command line', () => {
   it('prints its version and every help without doing anything else', async () => {
     const empty = await mkdtemp(join(tmpdir(), 'headbench-help-'));

@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { chmodSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -95,5 +96,12 @@ describe('a sweep spec file', () => {
     const argv = headbench(['submit', 'sweep.yaml', '--api', api.url, '--token', api.adminToken], dir);
     expect(argv.status).not.toBe(0);
     expect(argv.stderr).toMatch(/--token/);
+    // A token file others can read is refused, not used.
+    const open = join(dir, 'open-token');
+    writeFileSync(open, api.adminToken, { mode: 0o644 });
+    chmodSync(open, 0o644);
+    const loose = headbench(['submit', 'sweep.yaml', '--api', api.url, '--token-file', open], dir);
+    expect(loose.status).toBe(2);
+    expect(loose.stderr).toMatch(/group or others can read it \(mode 644\); run chmod 600/);
   });
 });

@@ -1,6 +1,7 @@
 // Who may call what: every tRPC procedure of the contract and every HTTP route, called with no token, an
 // admin token, a member who does not own the target, the member who does, and a trainer token that holds
-// another run. The procedure list comes from apiContract: a new procedure without a row fails here.
+// another run. The procedure list comes from apiContract and the route list from the API's Nest modules: a
+// new procedure or route without a row fails here.
 import {
   createHeadbenchClient,
   type HeadbenchClient,
@@ -10,7 +11,33 @@ import {
 import { apiContract, walkContract } from '@headbench/spec';
 import { io } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+// The API's feature modules: the HTTP routes are read from their Nest metadata.
+import { FeaturesModule } from '../../apps/api/src/modules/features.module.ts';
 import { startTestApi, type TestApi, trpcRaw, waitFor } from './helpers.js';
+
+/** Nest's RequestMethod numbers, as route metadata stores them. */
+const METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'ALL', 'OPTIONS', 'HEAD'];
+/** Every HTTP route the API's feature modules declare, as `METHOD /path`, read from Nest's metadata. */
+function declaredRoutes(): string[] {
+  const out: string[] = [];
+  const visit = (mod: object) => {
+    for (const ctrl of (Reflect.getMetadata('controllers', mod) ?? []) as (new () => object)[]) {
+      const base = String(Reflect.getMetadata('path', ctrl) ?? '').replace(/^\/|\/$/g, '');
+      const proto = ctrl.prototype as Record<string, unknown>;
+      for (const name of Object.getOwnPropertyNames(proto)) {
+        const handler = proto[name];
+        if (name === 'constructor' || typeof handler !== 'function') continue;
+        const path = Reflect.getMetadata('path', handler);
+        if (path === undefined) continue;
+        const full = [base, String(path).replace(/^\/|\/$/g, '')].filter(Boolean).join('/');
+        out.push(`${METHODS[Reflect.getMetadata('method', handler) as number]} /${full}`);
+      }
+    }
+    for (const m of (Reflect.getMetadata('imports', mod) ?? []) as object[]) visit(m);
+  };
+  visit(FeaturesModule);
+  return out.sort();
+}
 
 const CALLERS = ['none', 'admin', 'member', 'owner', 'trainer'] as const;
 type Caller = (typeof CALLERS)[number];
@@ -46,7 +73,6 @@ let admin: HeadbenchClient;
 const tokens = {} as Record<Exclude<Caller, 'none'>, string>;
 let holder: HeadbenchClient;
 let holderToken: string;
-let holderTrainerId: string;
 let otherTrainerId: string;
 let seq = 0;
 
@@ -59,8 +85,13 @@ async function ownedSweep() {
 async function heldRun(): Promise<LeasedRun & { artifactId: string }> {
   const c = createHeadbenchClient({ url: api.url, token: tokens.owner });
   await c.sweeps.create.mutate(spec(`held${++seq}`, { requires: { backend: 'holder' } }));
+  // A trainer row per held run: leases never exceed a trainer's registered slots, and these runs stay held.
+  const { trainerId } = await holder.trainer.register.mutate({
+    name: `holder${seq}`,
+    capabilities: { backend: 'holder' },
+  });
   const run = await waitFor(
-    async () => (await holder.trainer.lease.mutate({ trainerId: holderTrainerId, freeSlots: 1 })).runs[0],
+    async () => (await holder.trainer.lease.mutate({ trainerId, freeSlots: 1 })).runs[0],
     10_000,
     'a lease',
   );
@@ -185,9 +216,6 @@ beforeAll(async () => {
   tokens.owner = (await admin.tokens.create.mutate({ name: 'alice', role: 'member', user: 'alice' })).token;
   holderToken = (await admin.tokens.create.mutate({ name: 'holder', role: 'trainer', user: 'gpu1' })).token;
   holder = createHeadbenchClient({ url: api.url, token: holderToken, batch: false });
-  holderTrainerId = (
-    await holder.trainer.register.mutate({ name: 'holder', capabilities: { backend: 'holder' } })
-  ).trainerId;
   tokens.trainer = (await admin.tokens.create.mutate({ name: 'other', role: 'trainer', user: 'gpu2' })).token;
   const other = createHeadbenchClient({ url: api.url, token: tokens.trainer, batch: false });
   otherTrainerId = (await other.trainer.register.mutate({ name: 'other', capabilities: { backend: 'cpu' } }))
@@ -239,7 +267,8 @@ describe('role × procedure', () => {
         expect: [200, 200, 200, 200, 200],
       },
       {
-        name: 'PUT /artifacts/:runId/:name (a run held by another trainer)',
+        // A run held by another trainer.
+        name: 'PUT /artifacts/:runId/:name',
         make: async () => {
           const r = await heldRun();
           return {
@@ -251,7 +280,8 @@ describe('role × procedure', () => {
         expect: [401, 403, 403, 403, 403],
       },
       {
-        name: 'GET /artifacts/:id/content (of a run held by another trainer)',
+        // An artifact of a run held by another trainer.
+        name: 'GET /artifacts/:id/content',
         make: async () => ({ method: 'GET', path: `/artifacts/${(await heldRun()).artifactId}/content` }),
         expect: [401, 200, 200, 200, 403],
       },
@@ -265,7 +295,8 @@ describe('role × procedure', () => {
         expect: [401, 201, 201, 201, 403],
       },
       {
-        name: 'GET /datasets/:name/content (no run of the trainer uses it)',
+        // No run of the trainer uses it.
+        name: 'GET /datasets/:name/content',
         make: async () => {
           const name = `get${++seq}`;
           await fetch(`${api.url}/datasets/${name}?format=zip`, {
@@ -278,6 +309,8 @@ describe('role × procedure', () => {
         expect: [401, 200, 200, 200, 403],
       },
     ];
+    // A new route without a row here fails.
+    expect(routes.map((r) => r.name).sort()).toEqual(declaredRoutes());
     const table: Record<string, number[]> = {};
     const want: Record<string, number[]> = {};
     for (const r of routes) {

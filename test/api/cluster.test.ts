@@ -133,6 +133,14 @@ describe.each([
       );
     await waitFor(() => steps().length === 3, 5000, 'three epochs live on B');
     expect(steps()).toEqual([1, 2, 3]);
+    // A batch too large for one NOTIFY (8000 bytes) crosses too (the Postgres adapter's attachments table).
+    const many = Array.from({ length: 1000 }, (_, i) => ({
+      name: 'batch/loss',
+      step: 100 + i,
+      value: i / 1000,
+    }));
+    await trainerA.trainer.reportMetrics.mutate({ runId: run.runId, leaseId: run.leaseId, points: many });
+    await waitFor(() => steps().length === 1003, 5000, 'the large batch live on B');
   });
 
   it('an artifact and a dataset stored through A stream back through B, with their sha256', async () => {

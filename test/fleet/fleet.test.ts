@@ -1,6 +1,9 @@
 // The trainer fleet end to end: a real API process on a fresh Postgres database, two real
 // `headbench-trainer` processes (one slot each), tiny generated datasets. Faults are real too: SIGKILL,
 // an API that goes away and comes back, a cancel, a dataset that does not exist.
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +16,7 @@ import {
   client,
   freshDatabase,
   type Proc,
+  ROOT,
   range,
   sleep,
   startApi,
@@ -26,6 +30,8 @@ const LEASE_SECONDS = 20;
 const TINY = 'generated:flowers3?perClass=12&size=32';
 // ~8 batches per epoch: epochs last long enough to kill or cancel in the middle of a run.
 const SMALL = 'generated:flowers3?perClass=24&size=32';
+
+const WITHOUT_NSFWJS = join(ROOT, 'test', 'fleet', 'without-nsfwjs.cjs');
 
 const spec = (name: string, over: Record<string, unknown> = {}) => ({
   name,
@@ -61,6 +67,8 @@ describe('trainer fleet', () => {
       workDir: join(tmp, name),
       // One dataset/feature home per trainer, like two machines.
       home: join(tmp, `${name}-home`),
+      // Machines without the nsfwjs package: packaged weights reach them through the API.
+      env: { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --require ${WITHOUT_NSFWJS}`.trim() },
     });
     trainers.set(name, p);
     return p;
@@ -135,6 +143,64 @@ describe('trainer fleet', () => {
     );
     const t = await waitRun(transfer.runIds[0], 'succeeded', 120_000);
     expect(t.summary?.test_accuracy).toBeTypeOf('number');
+  });
+
+  it('trains on packaged npm weights that trainers without the package get from the API', async () => {
+    // The preload really hides the package: reading it the CLI's way fails on such a machine.
+    const probe = spawnSync(
+      process.execPath,
+      [
+        '--require',
+        WITHOUT_NSFWJS,
+        '--import',
+        'tsx',
+        '--input-type=module',
+        '-e',
+        `import { packagedWeightsDir } from '@headbench/core/packaged';
+         await packagedWeightsDir('npm:nsfwjs/mobilenet_v2', ${JSON.stringify(join(tmp, 'probe'))});`,
+      ],
+      { cwd: ROOT, encoding: 'utf8' },
+    );
+    expect(probe.stderr).toContain("the npm package 'nsfwjs' is not installed");
+
+    const sweep = await admin.sweeps.create.mutate(
+      spec('pretrained', {
+        backbones: ['mobilenetv2'],
+        weights: ['npm:nsfwjs/mobilenet_v2'],
+        trainable: 'frozen',
+        epochs: 1,
+        camSamples: 0,
+      }),
+    );
+    const r = await waitRun(sweep.runIds[0], 'succeeded', 180_000);
+    const res = await fetch(
+      `${api.url}/weights/${encodeURIComponent('npm:nsfwjs/mobilenet_v2')}/weights.bin`,
+      {
+        headers: { authorization: `Bearer ${trainerToken}` },
+      },
+    );
+    expect(res.status).toBe(200);
+    const sha256 = createHash('sha256')
+      .update(Buffer.from(await res.arrayBuffer()))
+      .digest('hex');
+    const provenance = (r.summary as { provenance?: { weights?: Record<string, unknown> } }).provenance;
+    expect(provenance?.weights).toMatchObject({
+      source: 'npm:nsfwjs/mobilenet_v2',
+      package: { name: 'nsfwjs', version: '4.4.0', model: 'mobilenet_v2', sha256 },
+    });
+    expect(provenance?.weights?.contentHash).toMatch(/^[0-9a-f]{64}$/);
+    // What the trainer fetched is cached under its home, per package version.
+    const trainer = await nameOf(r.trainerId);
+    expect(
+      existsSync(
+        join(tmp, `${trainer}-home`, 'weights', 'npm', 'nsfwjs@4.4.0', 'mobilenet_v2', 'weights.bin'),
+      ),
+    ).toBe(true);
+    // A reference that is not npm:<package>/<model> is refused by name.
+    const bad = await fetch(`${api.url}/weights/${encodeURIComponent('npm:nsfwjs/..')}/weights.bin`, {
+      headers: { authorization: `Bearer ${trainerToken}` },
+    });
+    expect(bad.status).toBe(400);
   });
 
   it('trains on an uploaded dataset, fetched through the API with the trainer token and checked by hash', async () => {

@@ -118,13 +118,13 @@ export function startTrainer(opts: {
   home: string;
   slots?: number;
   env?: Record<string, string>;
+  dataRoots?: string[];
+  allowHosts?: string[];
 }): Proc {
   const args = [
     join(ROOT, 'apps', 'trainer', 'bin', 'headbench-trainer.js'),
     '--api',
     opts.url,
-    '--token',
-    opts.token,
     '--name',
     opts.name,
     '--slots',
@@ -138,10 +138,17 @@ export function startTrainer(opts: {
     '--poll',
     '1000',
   ];
-  if (opts.readToken) args.push('--read-token', opts.readToken);
+  for (const r of opts.dataRoots ?? []) args.push('--data-root', r);
+  for (const h of opts.allowHosts ?? []) args.push('--allow-host', h);
   const child = spawn(process.execPath, args, {
     cwd: ROOT,
-    env: { ...process.env, ...opts.env },
+    // Tokens go through the environment: trainers refuse them in argv.
+    env: {
+      ...process.env,
+      HEADBENCH_TOKEN: opts.token,
+      ...(opts.readToken ? { HEADBENCH_READ_TOKEN: opts.readToken } : {}),
+      ...opts.env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   return new Proc(opts.name, child);

@@ -1,7 +1,7 @@
 // `npm start` smoke test: the launcher with no configuration (embedded Postgres in a fresh home) stores
 // its first metrics, stops cleanly on SIGINT, and a second start keeps the data and the sweeps.
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -40,8 +40,17 @@ describe('npm start', () => {
     procs.push(first);
     const line = await first.waitForLine(/^\s+API\s+http/, 120_000);
     const url = /(http:\/\/[\d.:]+)/.exec(line)![1];
-    const admin = client(url, (await readFile(join(home, 'admin-token'), 'utf8')).trim());
+    const adminToken = (await readFile(join(home, 'admin-token'), 'utf8')).trim();
+    const admin = client(url, adminToken);
     await first.waitForLine(/submitted 'default: smallcnn from scratch' \(9 runs\)/, 60_000);
+    await first.waitForLine(
+      /submitted 'default: mobilenetv2 pretrained \(npm:nsfwjs\/mobilenet_v2, frozen\)' \(9 runs\)/,
+      60_000,
+    );
+    // Created now: shown this once, with where it is kept.
+    expect(first.text()).toMatch(
+      new RegExp(`admin token ${adminToken} +\\(created now, shown only this once`),
+    );
     const running = await waitFor(
       async () => (await admin.runs.list.query({ status: 'running' }))[0],
       120_000,
@@ -68,10 +77,23 @@ describe('npm start', () => {
     const second = launcher(home);
     procs.push(second);
     await second.waitForLine(/default sweeps already submitted/, 120_000);
+    // Later starts say where the admin token is, never the token: logs of every start are not a secret.
+    expect(second.text()).toMatch(/admin token in .*admin-token/);
+    expect(second.text()).not.toContain(adminToken);
+    // The local trainer got its token through the environment: no process's command line holds it.
+    const trainerToken = JSON.parse(await readFile(join(home, 'launcher-tokens.json'), 'utf8')).trainer;
+    const cmdlines = await Promise.all(
+      (await readdir('/proc'))
+        .filter((d) => /^\d+$/.test(d))
+        .map((d) => readFile(`/proc/${d}/cmdline`, 'utf8').catch(() => '')),
+    );
+    expect(cmdlines.some((c) => c.includes('headbench-trainer'))).toBe(true);
+    expect(cmdlines.filter((c) => c.includes(trainerToken))).toEqual([]);
     const url2 = /(http:\/\/[\d.:]+)/.exec(await second.waitForLine(/^\s+API\s+http/, 10_000))![1];
     const admin2 = client(url2, (await readFile(join(home, 'admin-token'), 'utf8')).trim());
     const sweeps = await admin2.sweeps.list.query();
     expect(sweeps.map((s) => s.name).sort()).toEqual([
+      'default: mobilenetv2 pretrained (npm:nsfwjs/mobilenet_v2, frozen)',
       'default: smallcnn from scratch',
       'default: smallcnn pretrain (flowers17 seed 1)',
     ]);

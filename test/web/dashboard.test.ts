@@ -100,6 +100,12 @@ describe.skipIf(!chromiumFound())('dashboard', () => {
     expect(await options('backbones')).toEqual(names.backbones);
     expect(await options('heads')).toEqual(names.heads);
     expect(await options('optimizers')).toEqual(names.optimizers);
+    // Packaged pretrained weights are offered for the weights field.
+    expect(
+      await page
+        .locator('#known-weights option')
+        .evaluateAll((els) => els.map((e) => e.getAttribute('value'))),
+    ).toEqual(['none', 'npm:nsfwjs/mobilenet_v2', 'npm:nsfwjs/inception_v3']);
     await page.getByLabel('Name').fill('e2e heads');
     await page.getByLabel('Datasets').fill(DATASET);
     await page.getByRole('checkbox', { name: 'vgg16' }).uncheck();

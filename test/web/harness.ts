@@ -189,11 +189,12 @@ export async function startTrainer(opts: {
     process.execPath,
     [
       join(ROOT, 'apps', 'trainer', 'bin', 'headbench-trainer.js'),
-      ...['--api', opts.apiUrl, '--token', opts.token, '--name', opts.name],
+      ...['--api', opts.apiUrl, '--name', opts.name],
       ...['--slots', String(opts.slots), '--backend', 'wasm', '--poll', '1000'],
       ...['--work-dir', join(dir, 'work'), '--home', join(dir, 'home')],
     ],
-    { cwd: ROOT, env: process.env, stdio: ['ignore', 'pipe', 'pipe'] },
+    // Tokens go through the environment: trainers refuse them in argv.
+    { cwd: ROOT, env: { ...process.env, HEADBENCH_TOKEN: opts.token }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let log = '';
   proc.stdout?.on('data', (d) => (log += d));

@@ -3,7 +3,7 @@
 // Ctrl-C stops everything; the data stays in HEADBENCH_HOME (default ./.headbench) for the next start.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -46,6 +46,26 @@ export const DEFAULT_SWEEPS = {
     seeds: [0, 1, 2],
     epochs: 20,
   },
+  /**
+   * Real transfer learning: MobileNetV2 with the weights shipped in the nsfwjs npm package (ImageNet-initialised,
+   * fine-tuned by its authors), frozen, so one backbone pass fills the feature cache for every head and seed.
+   * 96 px keeps the fc head small (3×3×1280 features); RMSprop lr 1e-4 as in the Keras protocol.
+   */
+  pretrained: {
+    name: 'default: mobilenetv2 pretrained (npm:nsfwjs/mobilenet_v2, frozen)',
+    datasets: [DEFAULT_DATASET],
+    backbones: ['mobilenetv2' as const],
+    weights: ['npm:nsfwjs/mobilenet_v2'],
+    trainable: 'frozen' as const,
+    heads: ['fc' as const, 'gap' as const, 'gmp' as const],
+    optimizers: ['rmsprop' as const],
+    lr: 1e-4,
+    batchSize: 32,
+    size: 96,
+    seeds: [0, 1, 2],
+    epochs: 15,
+    camSamples: 4,
+  },
   transfer: (pretrainRunId: string) => ({
     ...common,
     name: 'default: smallcnn transfer (pretrained backbone)',
@@ -63,11 +83,12 @@ const env = readEnv(process.env, say);
 async function startApi(home: string): Promise<ApiHandle> {
   const port = env.PORT ?? 4000;
   try {
-    return await createApi({ home, port });
+    // quiet: the launcher says itself whether the admin token was created now (and shows it only then).
+    return await createApi({ home, port, quiet: true });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE' || env.PORT !== undefined) throw e;
     say(`port ${port} is taken; using a free port`);
-    return createApi({ home, port: 0 });
+    return createApi({ home, port: 0, quiet: true });
   }
 }
 
@@ -108,6 +129,11 @@ async function defaultSweeps(admin: HeadbenchClient, stopped: () => boolean) {
     const s = await admin.sweeps.create.mutate(DEFAULT_SWEEPS.scratch);
     say(`submitted '${DEFAULT_SWEEPS.scratch.name}' (${s.runs} runs)`);
   } else say('default sweeps already submitted: continuing them');
+  // Its own check: a home from before this sweep existed gets it on the next start.
+  if (!(await find(DEFAULT_SWEEPS.pretrained.name))) {
+    const s = await admin.sweeps.create.mutate(DEFAULT_SWEEPS.pretrained);
+    say(`submitted '${DEFAULT_SWEEPS.pretrained.name}' (${s.runs} runs)`);
+  }
   const transferName = DEFAULT_SWEEPS.transfer('x').name;
   if (await find(transferName)) return;
   const [source] = await admin.runs.list.query({ sweepId: pretrain!.id, limit: 1 });
@@ -146,6 +172,7 @@ async function reportWhenDone(
   const names = [
     DEFAULT_SWEEPS.pretrain.name,
     DEFAULT_SWEEPS.scratch.name,
+    DEFAULT_SWEEPS.pretrained.name,
     DEFAULT_SWEEPS.transfer('x').name,
   ];
   while (!stopped()) {
@@ -244,6 +271,11 @@ export async function launch(_argv: string[]): Promise<number> {
   const home = resolve(env.HEADBENCH_HOME ?? join(env.INIT_CWD ?? process.cwd(), '.headbench'));
   await mkdir(home, { recursive: true });
   say(`state in ${home}${env.DATABASE_URL ? ' (database: DATABASE_URL)' : ' (embedded Postgres)'}`);
+  const adminTokenFile = join(home, 'admin-token');
+  const hadAdminToken = await stat(adminTokenFile).then(
+    () => true,
+    () => false,
+  );
   const api = await startApi(home);
   let stopping = false;
   let web: WebProcess | null = null;
@@ -273,8 +305,12 @@ export async function launch(_argv: string[]): Promise<number> {
     console.log(`
 headbench is running
   API        ${api.url}   (tRPC ${api.url}/trpc, socket.io /live and /trainers)
-  admin token ${api.adminToken}   (also in ${join(home, 'admin-token')})
-  more trainers: npx headbench-trainer --api ${api.url} --token <trainer token>
+  ${
+    hadAdminToken
+      ? `admin token in ${adminTokenFile}`
+      : `admin token ${api.adminToken}   (created now, shown only this once; stored in ${adminTokenFile}, mode 600)`
+  }
+  more trainers: HEADBENCH_TOKEN_FILE=<file holding a trainer token, mode 600> npx headbench-trainer --api ${api.url}
   Ctrl-C stops everything; the next npm start continues where this one stopped.
 `);
     if (!stopping) web = startWeb(api.url, () => stopping);
@@ -286,8 +322,6 @@ headbench is running
           TRAINER_BIN,
           '--api',
           api.url,
-          '--token',
-          tokens.trainer,
           '--name',
           'local',
           '--slots',
@@ -299,7 +333,12 @@ headbench is running
         ],
         // Own process group, so a terminal Ctrl-C reaches only us and the trainer gets exactly one SIGINT
         // (a second one means "exit now"); the IPC channel makes it stop if we die.
-        { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], detached: true },
+        // The token goes in the environment (only this user can read it), never in argv (everyone can).
+        {
+          stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+          detached: true,
+          env: { ...process.env, HEADBENCH_TOKEN: tokens.trainer, HEADBENCH_TOKEN_FILE: '' },
+        },
       );
       trainer.on('exit', (code, signal) => {
         if (!stopping) say(`the local trainer exited (${signal ?? code}); the API keeps running`);

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { HeadbenchInputError, openDataset, type RunResult, splitDataset } from '@headbench/core';
 import { runCompare } from './compare.js';
-import { COMPARE_HELP, type ComparePlan, parseCompareArgs } from './compare-plan.js';
+import { COMPARE_HELP, type ComparePlan, parseCompareArgs, presetSummary } from './compare-plan.js';
 import { parseFlags } from './flags.js';
 import { SUBMIT_HELP, submitMain } from './submit.js';
 
@@ -104,6 +104,8 @@ function print(text: string): number {
 
 /** Trains the plan; 1 when any run failed, with a summary of the failures. */
 async function compareMain(plan: ComparePlan): Promise<number> {
+  // On stderr: stdout stays the plan or the JSON outcome.
+  if (plan.preset) console.error(presetSummary(plan.preset));
   if (plan.dryRun) {
     if (plan.json) console.log(JSON.stringify({ runs: plan.runs }, null, 2));
     else for (const r of plan.runs) console.log(`${r.id}  ${r.hash}  ${JSON.stringify(r.config)}`);

@@ -13,6 +13,9 @@ import {
   HEAD_NAMES,
   ONE_OR_MANY,
   OPTIMIZER_NAMES,
+  PRESET_NAMES,
+  PRESETS,
+  type PresetName,
   type RunConfig,
   runConfigHash,
   type SweepSpec,
@@ -145,6 +148,10 @@ const EXPERIMENT_FLAGS = {
 /** Flags about how to run it here: the same with --spec or without. */
 const RUN_FLAGS = {
   spec: { type: 'string', help: 'a sweep spec file (YAML or JSON) instead of the experiment flags above' },
+  preset: {
+    type: 'string',
+    help: `a named experiment whose flags replace the defaults (flags you give win): ${PRESET_NAMES.join(', ')}`,
+  },
   'no-feature-cache': {
     type: 'boolean',
     help: 'train frozen backbones without the cached-features fast path',
@@ -200,6 +207,8 @@ Example (the reference experiment):
 
 export interface ComparePlan {
   spec: SweepSpec;
+  /** `--preset`: its name, the flags it set and those the command line overrode. */
+  preset?: { name: PresetName; description: string; set: string[]; overridden: string[] };
   runs: Array<{ id: string; hash: string; config: RunConfig }>;
   out: string;
   home: string;
@@ -298,6 +307,34 @@ export async function parseCompareArgs(argv: string[]): Promise<ComparePlan | 'h
     );
   }
   if (values.help) return 'help';
+  let preset: ComparePlan['preset'];
+  let presetValues: Record<string, string> = {};
+  if (typeof values.preset === 'string') {
+    const name = values.preset as PresetName;
+    if (!Object.hasOwn(PRESETS, name))
+      throw new HeadbenchInputError(
+        `--preset: unknown preset '${values.preset.slice(0, 100)}' (valid: ${PRESET_NAMES.join(', ')})`,
+      );
+    if (typeof values.spec === 'string')
+      throw new HeadbenchInputError('compare: --spec and --preset both describe the experiment; give one');
+    presetValues = Object.fromEntries(
+      Object.entries(PRESETS[name].fields).map(([field, v]) => [
+        FLAG_OF_FIELD[field],
+        Array.isArray(v) ? v.join(',') : String(v),
+      ]),
+    );
+    const given = (flag: string) => values[flag] !== undefined;
+    preset = {
+      name,
+      description: PRESETS[name].description,
+      set: Object.entries(presetValues)
+        .filter(([flag]) => !given(flag))
+        .map(([flag, v]) => `--${flag} ${v}`),
+      overridden: Object.keys(presetValues)
+        .filter(given)
+        .map((flag) => `--${flag} ${values[flag]}`),
+    };
+  }
   let spec: SweepSpec;
   if (typeof values.spec === 'string') {
     const given = Object.keys(EXPERIMENT_FLAGS).filter((k) => values[k] !== undefined);
@@ -310,7 +347,7 @@ export async function parseCompareArgs(argv: string[]): Promise<ComparePlan | 'h
     const defaults = Object.fromEntries(
       Object.entries(EXPERIMENT_FLAGS).flatMap(([k, f]) => ('default' in f ? [[k, f.default]] : [])),
     );
-    const r = SweepSpecSchema.safeParse(specFromFlags({ ...defaults, ...values }));
+    const r = SweepSpecSchema.safeParse(specFromFlags({ ...defaults, ...presetValues, ...values }));
     if (!r.success) {
       const issues = r.error.issues.map((i) => {
         const flag = FLAG_OF_FIELD[String(i.path[0])];
@@ -335,6 +372,7 @@ export async function parseCompareArgs(argv: string[]): Promise<ComparePlan | 'h
     throw new HeadbenchInputError(`--parallel: '${values.parallel}' is not an integer in [1, 64]`);
   return {
     spec,
+    ...(preset ? { preset } : {}),
     runs: expandSweep(spec).map(({ requires: _where, ...config }) => {
       const hash = runConfigHash(config);
       return { id: `${config.backbone}-${config.head}-s${config.seed}-${hash.slice(0, 6)}`, hash, config };
@@ -348,4 +386,13 @@ export async function parseCompareArgs(argv: string[]): Promise<ComparePlan | 'h
     dryRun: !!values['dry-run'],
     parallel,
   };
+}
+
+/** What `--preset` set, for the terminal: every flag it filled in, and the ones the command line overrode. */
+export function presetSummary(preset: NonNullable<ComparePlan['preset']>): string {
+  return [
+    `preset ${preset.name}: ${preset.description}`,
+    `  sets ${preset.set.join(' ')}`,
+    ...(preset.overridden.length ? [`  your flags win: ${preset.overridden.join(' ')}`] : []),
+  ].join('\n');
 }

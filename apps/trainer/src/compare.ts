@@ -6,6 +6,7 @@ import { Worker } from 'node:worker_threads';
 import {
   HeadbenchInputError,
   openDataset,
+  packagedWeightsDir,
   type RunResult,
   runConfigHash,
   writeReport,
@@ -28,6 +29,9 @@ export async function runCompare(plan: ComparePlan): Promise<RunResult[]> {
     const classes = plan.runs.find((r) => r.config.dataset === uri)?.config.classes;
     await openDataset(uri, { cacheDir: join(plan.home, 'datasets'), classes });
   }
+  // Packaged weights too: a missing package fails now, and threads never race to write its cache folder.
+  for (const ref of new Set(plan.runs.map((r) => r.config.weights).filter((w) => w.startsWith('npm:'))))
+    await packagedWeightsDir(ref, plan.home);
   const progress = new Progress(plan.runs.length, plan.quiet);
   const lanesCount = Math.max(1, Math.min(plan.parallel, plan.runs.length));
   const threadsPerRun = Math.max(1, Math.floor(availableParallelism() / lanesCount));

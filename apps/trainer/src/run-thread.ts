@@ -1,5 +1,5 @@
 import type { MessagePort } from 'node:worker_threads';
-import { HeadbenchInputError, type TrainRunOptions, trainRun } from '@headbench/core';
+import { HeadbenchInputError, packagedWeightsDir, type TrainRunOptions, trainRun } from '@headbench/core';
 
 /** What the parent sends: the serialisable part of TrainRunOptions, plus where `run:<id>` models live. */
 export type ThreadJob = Omit<
@@ -21,7 +21,10 @@ export async function runInThread(port: MessagePort | null, job: ThreadJob): Pro
   try {
     const result = await trainRun({
       ...job,
-      resolveWeights: async (ref) => `${job.runsDir}/${ref.slice('run:'.length)}/model`,
+      resolveWeights: async (ref) =>
+        ref.startsWith('npm:')
+          ? packagedWeightsDir(ref, job.home ?? '.headbench')
+          : `${job.runsDir}/${ref.slice('run:'.length)}/model`,
       onBatch: (metrics) => post({ type: 'batch', metrics }),
       onEpoch: (metrics) => post({ type: 'epoch', metrics }),
       onLog: (message) => post({ type: 'log', message }),

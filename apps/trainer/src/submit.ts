@@ -1,33 +1,26 @@
 // `headbench submit`: sends a sweep spec file to a headbench API, where its trainers run it.
-import { readFile, stat } from 'node:fs/promises';
 import { createHeadbenchClient } from '@headbench/client';
 import { HeadbenchInputError } from '@headbench/core';
 import { readEnv } from '@headbench/spec';
 import { TRPCClientError } from '@trpc/client';
 import { parseFlags } from './flags.js';
 import { readSpecFile } from './spec-file.js';
+import { readTokenFile } from './token-file.js';
 
 export const SUBMIT_HELP = `headbench submit — send a sweep spec file to a headbench API
 
 Usage: headbench submit <spec.yaml|spec.json> --api <url> [--token-file <file>] [--json]
 
   --api <url>          the API (env HEADBENCH_API)
-  --token-file <file>  a file holding a member or admin token (mode 0600); default env HEADBENCH_TOKEN.
+  --token-file <file>  a file holding a member or admin token (mode 0600; refused when others can read it);
+                       default env HEADBENCH_TOKEN.
                        Tokens are never taken on the command line (other users can read it in ps).
   --json               print { id, runs, runIds } on stdout
 
 The spec is checked here first, with the same rules and messages as the API and 'headbench compare --spec'.`;
 
 async function tokenFrom(file: string | undefined): Promise<string> {
-  if (file) {
-    const info = await stat(file).catch(() => null);
-    if (!info?.isFile()) throw new HeadbenchInputError(`--token-file: no such file: ${file}`, file);
-    if (info.mode & 0o077)
-      console.error(`headbench: warning: ${file} is readable by other users (chmod 600 ${file})`);
-    const token = (await readFile(file, 'utf8')).trim();
-    if (!token) throw new HeadbenchInputError(`--token-file: ${file} is empty`, file);
-    return token;
-  }
+  if (file) return readTokenFile(file);
   const token = readEnv(process.env).HEADBENCH_TOKEN?.trim();
   if (!token)
     throw new HeadbenchInputError('submit: no token: set HEADBENCH_TOKEN or pass --token-file <file>');

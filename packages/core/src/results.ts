@@ -8,4 +8,5 @@ export type {
   RunSummary,
   ShiftResult,
   SplitRecord,
+  WeightsProvenance,
 } from '@headbench/spec';

@@ -1,6 +1,6 @@
 import '@tensorflow/tfjs-backend-cpu';
 import { createReadStream } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -146,6 +146,29 @@ describe('fileSystemHandler / saveModel / loadModel', () => {
     await expect(loadModel(dir)).rejects.toThrow(/hold \d+ bytes but its weightsManifest describes \d+/);
     await writeFile(join(dir, 'model.json'), '{ not json');
     await expect(loadModel(dir)).rejects.toThrow(/model.json is not valid JSON/);
+  });
+
+  it('path-escape model: a weightsManifest naming ../../../../etc/passwd (or a link out) is refused unread', async () => {
+    const dir = freshDir();
+    await saveModel(keep(buildBackbone('smallcnn', { inputShape: [16, 16, 3] })), dir);
+    const json = JSON.parse(await readFile(join(dir, 'model.json'), 'utf8'));
+    const secret = join(root, 'secret-token');
+    await writeFile(secret, 'x'.repeat(1650));
+    const target = keep(buildBackbone('smallcnn', { inputShape: [16, 16, 3] }));
+    for (const outside of ['../../../../etc/passwd', secret, '../secret-token', 'sub/../../secret-token']) {
+      json.weightsManifest[0].paths = [outside];
+      await writeFile(join(dir, 'model.json'), JSON.stringify(json));
+      const err = await loadWeightsByName(target, dir).catch((e: Error) => e);
+      expect(err).toBeInstanceOf(Error);
+      expect((err as Error).message).toMatch(/weightsManifest path .* leaves the model folder/);
+      // Nothing about the file outside leaks (its size, its folder).
+      expect((err as Error).message).not.toMatch(/1650|bytes/);
+    }
+    // A link inside the folder that points out of it is the same escape.
+    await symlink(secret, join(dir, 'linked.bin'));
+    json.weightsManifest[0].paths = ['linked.bin'];
+    await writeFile(join(dir, 'model.json'), JSON.stringify(json));
+    await expect(loadModel(dir)).rejects.toThrow(/'linked.bin' leaves the model folder/);
   });
 
   it('loads sharded weights as tensorflowjs_converter writes them', async () => {

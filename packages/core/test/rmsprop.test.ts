@@ -107,4 +107,41 @@ describe('rmsprop follows Keras', () => {
     a.dispose();
     c.dispose();
   });
+
+  it('resumes Adam bit for bit: its bias-correction powers travel in the checkpoint', async () => {
+    // Adam's β^t products, rebuilt on load as pow(β, t + 1), differ in the last bits after a few steps.
+    const adam = { optimizer: 'adam' as const, lr: 0.01 };
+    const adamStep = (opt: tf.Optimizer, v: tf.Variable, t: number) => {
+      const g = tf.tensor1d(grads[t % grads.length].map((x) => x * (1 + t / 7)));
+      opt.applyGradients([{ name: v.name, tensor: g }]);
+      g.dispose();
+    };
+    const total = 40;
+    const at = 23;
+    const straight = tf.variable(tf.tensor1d(w0));
+    const a = makeOptimizer(adam);
+    for (let t = 0; t < total; t++) adamStep(a, straight, t);
+    const first = tf.variable(tf.tensor1d(w0));
+    const b = makeOptimizer(adam);
+    for (let t = 0; t < at; t++) adamStep(b, first, t);
+    const dir = join(tmp, 'ckpt-adam');
+    const state = {
+      configHash: 'x',
+      epoch: 1,
+      step: at,
+      history: [],
+      best: { value: 0, epoch: 1, wait: 0 },
+      elapsed: 0,
+    };
+    await saveCheckpoint(dir, state, [first], b);
+    b.dispose();
+    const resumed = tf.variable(tf.zeros([4]));
+    const c = makeOptimizer(adam);
+    await loadCheckpoint(dir, [{ write: (t) => resumed.assign(t), shape: resumed.shape }], c);
+    for (let t = at; t < total; t++) adamStep(c, resumed, t);
+    expect(Array.from(await resumed.data())).toEqual(Array.from(await straight.data()));
+    tf.dispose([straight, first, resumed]);
+    a.dispose();
+    c.dispose();
+  });
 });

@@ -4,6 +4,7 @@ export {
   type DataParallelOptions,
   type DataParallelTrainer,
 } from './data_parallel.js';
+export { forceHeapGrowth, type HeapGrowthPlan, type HeapGrowthStats } from './heap_pressure.js';
 export { fuseForInference, type InferenceGraph } from './inference/fuse.js';
 export { denseGemmStats } from './kernels/batch_matmul.js';
 export { ConvPool, configureConvPool, convPool, type TfjsHeap, tfjsHeapOf } from './kernels/conv_pool.js';

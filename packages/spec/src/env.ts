@@ -3,6 +3,7 @@
 // "Environment" table is checked against this list by a test.
 import { z } from 'zod';
 import { formatIssues } from './fields.ts';
+import { TRAINER_LIMITS } from './trainer-limits.ts';
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
 const flag = z.enum(['0', '1']).transform((v) => v === '1');
@@ -93,6 +94,35 @@ export const ENV = {
     doc: 'Member token for trainers of APIs older than leases that carry datasets and models',
     readers: ['trainer'],
   }),
+  HEADBENCH_TOKEN_FILE: v({
+    schema: text,
+    doc: 'File holding the token instead of HEADBENCH_TOKEN (trainers refuse it when group or others can read it: chmod 600)',
+    readers: ['trainer', 'cli'],
+  }),
+  HEADBENCH_DATA_ROOTS: v({
+    schema: text,
+    doc: "Extra folders (':'-separated, like --data-root) whose datasets and weights a trainer may read; its work dir and caches always",
+    readers: ['trainer'],
+  }),
+  HEADBENCH_ALLOW_HOSTS: v({
+    schema: z
+      .string()
+      .regex(/^[\w.:[\]-]+(,[\w.:[\]-]+)*$/, { error: 'must be host or host:port, comma-separated' }),
+    doc: "Hosts (comma-separated, like --allow-host) a trainer may download datasets and weights from; the API's own host always",
+    readers: ['trainer'],
+  }),
+  HEADBENCH_MAX_DOWNLOAD_BYTES: v({
+    schema: int(1),
+    doc: 'Largest download a trainer takes (dataset archive, model file)',
+    default: String(TRAINER_LIMITS.downloadBytes),
+    readers: ['trainer'],
+  }),
+  HEADBENCH_MAX_UNPACKED_BYTES: v({
+    schema: int(1),
+    doc: 'Most bytes a dataset or model archive may unpack to on a trainer (entries and ratio are bounded too)',
+    default: String(TRAINER_LIMITS.unpackedBytes),
+    readers: ['trainer'],
+  }),
   HEADBENCH_TRAINER_SLOTS: v({
     schema: int(1, 64),
     doc: 'Slots of the local trainer under `npm start` (default: one per core)',
@@ -165,6 +195,45 @@ export const ENV = {
     doc: "0: the engine's plain SIMD kernels instead of relaxed-SIMD FMA",
     default: '1',
     readers: ['engine'],
+  }),
+  HEADBENCH_WASM_CHECK: v({
+    schema: flag,
+    doc: "1: the engine's conv pool checks every kernel call for writes outside its outputs and scratch (guard bytes around each; slower), and throws naming the kernel",
+    default: '0',
+    readers: ['engine'],
+  }),
+  HEADBENCH_WATCHDOG_FACTOR: v({
+    schema: int(2, 10_000),
+    doc: "Trainer watchdog: a run's child is killed after this many times its median batch time without a batch (at least the floor, at most the ceiling)",
+    default: '20',
+    readers: ['trainer'],
+  }),
+  HEADBENCH_WATCHDOG_FLOOR_S: v({
+    schema: int(1, 86_400),
+    doc: 'Trainer watchdog: seconds without a batch (or without a sign of life from the child) always allowed',
+    default: '120',
+    readers: ['trainer'],
+  }),
+  HEADBENCH_WATCHDOG_CEILING_S: v({
+    schema: int(1, 604_800),
+    doc: 'Trainer watchdog: the most seconds without a batch, and the limit before the first batch and after the last',
+    default: '1800',
+    readers: ['trainer'],
+  }),
+  HEADBENCH_TEST_HANG_AT: v({
+    schema: z.string().regex(/^epoch:\d{1,6}$/, { error: "must be 'epoch:<n>'" }),
+    doc: "Tests only (honoured when NODE_ENV=test): a trainer child's first attempt spins forever at the first batch of epoch n",
+    readers: ['trainer', 'tests'],
+  }),
+  HEADBENCH_TEST_HEAP_GROWTH: v({
+    schema: z.string().regex(/^\d{1,6}(:\d{1,9})?$/, { error: "must be '<every>' or '<every>:<seed>'" }),
+    doc: "Tests and the heap stress bench only (honoured when NODE_ENV=test): a wasm trainer child grows tfjs's heap about every <every> allocations (gaps drawn from <seed>), before tensors and inside conv pool calls",
+    readers: ['trainer', 'tests', 'bench'],
+  }),
+  NODE_ENV: v({
+    schema: text,
+    doc: 'Set by test runners (`test`): enables test-only hooks such as HEADBENCH_TEST_HANG_AT',
+    readers: ['trainer', 'tests'],
   }),
   HEADBENCH_CHROMIUM: v({
     schema: text,

@@ -126,6 +126,21 @@ export interface LeasedRun {
   dataset: LeasedDataset | null;
   /** For `weights: run:<id>`: that run's final model artifact (GET downloadPath with the trainer token). */
   weights: { runId: string; artifactId: string; downloadPath: string; sha256: string; size: number } | null;
+  /**
+   * For `weights: npm:<package>/<model>`: the packaged model as the API read it from its installed package
+   * (trainers need not install it): GET each file with the trainer token and check its sha256. Null when
+   * the API could not read the package. Absent from older APIs.
+   */
+  packaged?: LeasedPackaged | null;
+}
+export interface LeasedPackaged {
+  source: string;
+  package: string;
+  version: string;
+  model: string;
+  /** sha256 of the weight bytes (weights.bin), as recorded in model.json and in results. */
+  sha256: string;
+  files: { name: 'model.json' | 'weights.bin'; downloadPath: string; sha256: string; size: number }[];
 }
 export interface LeasedDataset {
   name: string;

@@ -92,6 +92,15 @@ export interface SplitRecord {
   test: number;
 }
 
+/** Backbone weights as a run loaded them. */
+export interface WeightsProvenance {
+  source: string;
+  /** sha256 over the weights' names, shapes and values as loaded. */
+  contentHash: string;
+  /** For `npm:<package>/<model>`: the installed package's version and the sha256 of its weight bytes. */
+  package?: { name: string; version: string; model: string; sha256: string };
+}
+
 /** Everything besides the config that changes a run's numbers. */
 export interface Provenance {
   backend: string;
@@ -105,7 +114,7 @@ export interface Provenance {
   featureCache: 'cached' | 'off';
   split: SplitRecord;
   /** The backbone weights as loaded: their source and a sha256 of their values. */
-  weights: { source: string; contentHash: string };
+  weights: WeightsProvenance;
   /** Hash of the config (canonical JSON): equal hashes, equal computation. */
   configHash: string;
 }

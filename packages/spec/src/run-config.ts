@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { BACKBONES, MOBILENETV2_ALPHAS } from './backbones.ts';
 import { formatIssues, int, list, num, oneOf, strict, text } from './fields.ts';
 import { BACKBONE_NAMES, type BackboneName, HEAD_NAMES, OPTIMIZER_NAMES, TRAINABLE_MODES } from './names.ts';
+import { packagedWeightsIssue, parseNpmWeights } from './packaged.ts';
 
 export const RUN_LIMITS = {
   /** Input side in pixels (each backbone also has its own minimum, BACKBONES[name].minSize). */
@@ -22,7 +23,6 @@ export const RUN_LIMITS = {
 export const DatasetUri = text(RUN_LIMITS.datasetUri);
 
 const RUN_REF = /^run:[\w.-]{1,128}$/;
-const NPM_REF = /^npm:(@[a-z0-9][\w.-]*\/)?[a-z0-9][\w.-]*\/[\w.-]+$/i;
 const URL_REF = /^https?:\/\//i;
 /** `scheme:` with two or more letters (a one-letter prefix is a Windows drive). */
 const SCHEME = /^[a-z][a-z0-9+.-]+:/i;
@@ -33,7 +33,7 @@ export type WeightsKind = 'none' | 'run' | 'npm' | 'url' | 'path';
 export function weightsKind(s: string): WeightsKind | null {
   if (s === 'none') return 'none';
   if (s.startsWith('run:')) return RUN_REF.test(s) ? 'run' : null;
-  if (s.startsWith('npm:')) return NPM_REF.test(s) ? 'npm' : null;
+  if (s.startsWith('npm:')) return parseNpmWeights(s) ? 'npm' : null;
   if (URL_REF.test(s)) return URL.canParse(s) ? 'url' : null;
   return SCHEME.test(s) ? null : 'path';
 }
@@ -179,6 +179,8 @@ export const RunConfig = strict(runConfigFields).superRefine((cfg, ctx) => {
     });
   if (cfg.classes && new Set(cfg.classes).size !== cfg.classes.length)
     ctx.addIssue({ code: 'custom', path: ['classes'], message: 'lists a class twice' });
+  const packaged = packagedWeightsIssue(cfg.weights, cfg.backbone, cfg.alpha);
+  if (packaged) ctx.addIssue({ code: 'custom', path: ['weights'], message: packaged });
 });
 export type RunConfig = z.output<typeof RunConfig>;
 

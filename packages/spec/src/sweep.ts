@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { BACKBONES } from './backbones.ts';
 import { canonicalJson } from './canonical.ts';
 import { formatIssues, int, list, strict, text } from './fields.ts';
+import { packagedWeightsIssue } from './packaged.ts';
 import { Requirements } from './protocol.ts';
 import { backboneIssues, type RunConfig, runConfigFields, SpecError } from './run-config.ts';
 
@@ -99,6 +100,11 @@ function sweepIssues(spec: SweepSpec): Issue[] {
     for (const t of asList(spec.trainable))
       for (const issue of backboneIssues(b, { size: spec.size, trainable: t }))
         if (!out.some((o) => o.message === issue.message)) out.push(issue);
+  for (const b of spec.backbones)
+    for (const w of spec.weights) {
+      const issue = packagedWeightsIssue(w, b, BACKBONES[b].alphas ? spec.alpha : undefined);
+      if (issue) out.push({ path: ['weights'], message: issue });
+    }
   if (spec.alpha !== undefined && !spec.backbones.some((b) => BACKBONES[b].alphas))
     out.push({
       path: ['alpha'],

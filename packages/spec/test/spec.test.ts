@@ -8,6 +8,7 @@ import {
   expandSweep,
   gridSize,
   MAX_SWEEP_CONFIG_BYTES,
+  PACKAGED_WEIGHTS,
   parseRunConfig,
   parseSweepSpec,
   RunConfig,
@@ -127,6 +128,38 @@ describe('run config', () => {
       expect(RunConfig.safeParse({ ...run, weights: bad }).success, bad).toBe(false);
     }
     expect(RunConfig.safeParse({ ...run, weights: `models/${'x'.repeat(1000)}` }).success).toBe(false);
+    for (const bad of [
+      'npm:nsfwjs/..',
+      'npm:nsfwjs/a.b',
+      'npm:../x/y',
+      'npm:Upper/m',
+      `npm:p/${'m'.repeat(65)}`,
+    ])
+      expect(weightsKind(bad), bad).toBeNull();
+  });
+
+  it('knows which backbone each packaged model fits', () => {
+    expect(PACKAGED_WEIGHTS.map((p) => [p.ref, p.backbone, p.size])).toEqual([
+      ['npm:nsfwjs/mobilenet_v2', 'mobilenetv2', 224],
+      ['npm:nsfwjs/inception_v3', 'inceptionv3', 299],
+    ]);
+    const mobile = { ...run, backbone: 'mobilenetv2', weights: 'npm:nsfwjs/mobilenet_v2', size: 224 };
+    expect(RunConfig.safeParse(mobile).success).toBe(true);
+    expect(problems(() => parseRunConfig({ ...mobile, backbone: 'inceptionv3' }))).toEqual([
+      'weights: npm:nsfwjs/mobilenet_v2 holds mobilenetv2 weights; the backbone is inceptionv3',
+    ]);
+    expect(problems(() => parseRunConfig({ ...mobile, alpha: 0.5 }))).toEqual([
+      'weights: npm:nsfwjs/mobilenet_v2 holds mobilenetv2 weights at alpha 1; the run asks for alpha 0.5',
+    ]);
+    expect(
+      problems(() =>
+        parseSweepSpec({
+          ...sweep,
+          backbones: ['mobilenetv2', 'smallcnn'],
+          weights: ['npm:nsfwjs/mobilenet_v2'],
+        }),
+      ),
+    ).toEqual(['weights: npm:nsfwjs/mobilenet_v2 holds mobilenetv2 weights; the backbone is smallcnn']);
   });
 });
 

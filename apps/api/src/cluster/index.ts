@@ -22,8 +22,12 @@ export interface Cluster {
   close(): Promise<void>;
 }
 
-/** Table of the Postgres adapter for payloads over NOTIFY's 8000 bytes. */
-const ATTACHMENTS = 'socket_io_attachments';
+/**
+ * Table of the Postgres adapter for payloads over NOTIFY's 8000 bytes. In its own schema (as pg-boss keeps
+ * its tables in `pgboss`), so Prisma's migrations and drift checks never see it.
+ */
+const SCHEMA = 'headbench_cluster';
+const ATTACHMENTS = `${SCHEMA}.socket_io_attachments`;
 
 export async function openCluster(databaseUrl: string, redisUrl?: string): Promise<Cluster> {
   const closers: (() => Promise<unknown>)[] = [];
@@ -68,7 +72,8 @@ export async function openCluster(databaseUrl: string, redisUrl?: string): Promi
       try {
         // Two instances starting together: the lock keeps their CREATE TABLEs apart.
         await c.query('BEGIN');
-        await c.query(`SELECT pg_advisory_xact_lock(hashtext('headbench.${ATTACHMENTS}'))`);
+        await c.query(`SELECT pg_advisory_xact_lock(hashtext('${ATTACHMENTS}'))`);
+        await c.query(`CREATE SCHEMA IF NOT EXISTS ${SCHEMA}`);
         await c.query(`CREATE TABLE IF NOT EXISTS ${ATTACHMENTS} (
           id bigserial UNIQUE, created_at timestamptz DEFAULT now(), payload bytea)`);
         await c.query('COMMIT');

@@ -168,6 +168,7 @@ export async function startEmbeddedPostgres(
   let stopped: Promise<void> | undefined;
   let state: EmbeddedDb['state'] = 'up';
   let restarts = 0;
+  let restarting: Promise<void> | undefined;
   // The server can die under us (OOM killer, an operator's kill, a crash): say so and start it again, so
   // the API does not answer every request with connection errors until someone notices.
   const supervise = (proc: ChildProcess) => {
@@ -177,12 +178,12 @@ export async function startEmbeddedPostgres(
       log(
         `[postgres] the embedded server (pid ${proc.pid}) exited unexpectedly (${signal ?? `code ${code}`}); restarting it (see ${logFile})`,
       );
-      void (async () => {
+      restarting = (async () => {
         for (let failed = 0; failed < MAX_FAILED_RESTARTS && !stopped; failed++) {
           try {
             await stopStale(dataDir, log); // children of the dead postmaster may still hold the data dir
             child = await spawnPostgres(bin, dataDir, port, password, logFile);
-            if (stopped) return void (await stopPostgres(child));
+            if (stopped) return; // stop() stops this one once the restart is over
             restarts++;
             state = 'up';
             log(`[postgres] embedded server restarted (pid ${child.pid})`);
@@ -197,7 +198,9 @@ export async function startEmbeddedPostgres(
           state = 'down';
           log(`[postgres] gave up restarting the embedded server; the API cannot reach its database`);
         }
-      })();
+      })().finally(() => {
+        restarting = undefined;
+      });
     });
   };
   supervise(child);
@@ -213,7 +216,9 @@ export async function startEmbeddedPostgres(
       return restarts;
     },
     stop: () => {
-      stopped ??= stopPostgres(child).then(() => {
+      // A restart under way finishes first, so the server it started is the one stopped.
+      stopped ??= (restarting ?? Promise.resolve()).then(async () => {
+        await stopPostgres(child);
         state = 'down';
       });
       return stopped;

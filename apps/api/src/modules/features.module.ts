@@ -10,6 +10,7 @@ import { API_CONFIG, type ApiConfig, DATABASE } from '../services/services.modul
 import { ArtifactsController } from './artifacts.controller.js';
 import { DatasetsController } from './datasets.controller.js';
 import { LiveGateway, TrainerGateway } from './live.gateways.js';
+import { WeightsController } from './weights.controller.js';
 
 /** A database that does not answer within this is reported down. */
 const PING_MS = 2000;
@@ -55,11 +56,14 @@ export class ArtifactsModule {}
 @Module({ controllers: [DatasetsController], providers: [AccessGuard] })
 export class DatasetsModule {}
 
+@Module({ controllers: [WeightsController], providers: [AccessGuard] })
+export class WeightsModule {}
+
 @Module({ providers: [LiveGateway, TrainerGateway] })
 export class LiveModule {}
 
 @Module({
-  imports: [HealthModule, ArtifactsModule, DatasetsModule, LiveModule],
+  imports: [HealthModule, ArtifactsModule, DatasetsModule, WeightsModule, LiveModule],
   providers: [{ provide: APP_FILTER, useClass: ErrorsFilter }],
 })
 export class FeaturesModule {}

@@ -15,6 +15,7 @@ import {
   type RunStateOutput,
   type RunStatus,
   type SweepSpec,
+  storableText,
 } from '@headbench/spec';
 import { TRPCError } from '@trpc/server';
 import type pg from 'pg';
@@ -23,6 +24,7 @@ import type { Principal } from '../auth.js';
 import { withTx } from '../db/database.js';
 import { leasedDataset, leasedWeights } from './lease-contents.js';
 import type { LiveHub } from './live.js';
+import type { PackagedWeightsService } from './packaged-weights.js';
 import { bossDb, orderedUuid, queueFor, queuesFor } from './queue.js';
 
 type Db = pg.Pool | pg.PoolClient;
@@ -44,6 +46,8 @@ export interface RunServiceOptions {
    * may wait in the queue for as long as its sweep does, so this only bounds a queue left for dead.
    */
   queueRetentionSeconds?: number;
+  /** Serves `weights: npm:<package>/<model>` to trainers (leases name its files). */
+  packaged?: PackagedWeightsService;
 }
 
 /** Default wait a queued job survives in pg-boss (its own default, 14 days, dropped long sweeps' runs). */
@@ -99,8 +103,12 @@ export class RunService {
       period,
     );
     this.reaper.unref();
-    // Queued runs whose job vanished (retention of an older queue, a manual cleanup) go back in the queue.
-    const repair = () => void this.repairQueue().catch((e) => console.error('[queue repair]', e));
+    // Queued runs whose job vanished (retention of an older queue, a manual cleanup) go back in the queue;
+    // with several instances, the leader does it (the repair is safe anywhere, just not needed twice).
+    const repair = () => {
+      if (this.opts.isLeader?.() === false) return;
+      void this.repairQueue().catch((e) => console.error('[queue repair]', e));
+    };
     repair();
     this.repairer = setInterval(repair, REPAIR_EVERY_MS);
     this.repairer.unref();
@@ -378,7 +386,16 @@ export class RunService {
       if (free <= 0) break;
       await this.ensureQueue(queue);
       const got = await withTx(this.pool, async (c) => {
-        const jobs = await this.boss.fetch<{ runId: string }>(queue, { batchSize: free, ...bossDb(c) });
+        // Never more runs than the slots it registered, whatever freeSlots says (the trainer row is
+        // locked, so two concurrent leases of one trainer count each other's runs).
+        const room = await c.query<{ room: number }>(
+          `SELECT t.slots - (SELECT count(*) FROM runs WHERE trainer_id = t.id AND status = 'running')::int AS room
+           FROM trainers t WHERE t.id = $1 FOR UPDATE`,
+          [trainer.id],
+        );
+        const take = Math.min(free, room.rows[0]?.room ?? 0);
+        if (take <= 0) return [];
+        const jobs = await this.boss.fetch<{ runId: string }>(queue, { batchSize: take, ...bossDb(c) });
         const out: LeasedRun[] = [];
         for (const job of jobs) {
           const leaseId = randomUUID();
@@ -426,6 +443,10 @@ export class RunService {
             lastSteps: Object.fromEntries(steps.rows.map((s) => [s.name, s.step])),
             dataset: typeof config.dataset === 'string' ? await leasedDataset(c, config.dataset) : null,
             weights: typeof config.weights === 'string' ? await leasedWeights(c, config.weights) : null,
+            packaged:
+              typeof config.weights === 'string' && config.weights.startsWith('npm:')
+                ? ((await this.opts.packaged?.leased(config.weights)) ?? null)
+                : null,
           });
         }
         return out;
@@ -577,7 +598,7 @@ export class RunService {
         [r.id, jobId],
       );
       await this.event(c, r.id, 'released', r.attempt, {
-        reason: input.reason,
+        reason: storableText(input.reason),
         trainerId: r.trainer_id,
         ...(input.checkpointEpoch !== undefined ? { checkpointEpoch: input.checkpointEpoch } : {}),
         resumeFromEpoch: rows[0]?.checkpoint_epoch ?? null,
@@ -598,6 +619,8 @@ export class RunService {
     lock: (c: pg.PoolClient) => Promise<HeldRow | null>,
     eventType = 'failed',
   ): Promise<RunStateOutput | null> {
+    // Trainer text (an exception's message) may hold NUL and other controls Postgres text refuses.
+    reason = storableText(reason);
     this.forgetHolder(runId);
     const res = await withTx(this.pool, async (c) => {
       const r = await lock(c);

@@ -12,6 +12,7 @@ import { DatasetService } from './datasets.js';
 import type { Services } from './index.js';
 import { LiveHub } from './live.js';
 import { MetricService } from './metrics.js';
+import { PackagedWeightsService } from './packaged-weights.js';
 import { RunRecords } from './run-records.js';
 import { RunService } from './runs.js';
 import { SweepService } from './sweeps.js';
@@ -94,9 +95,10 @@ export class ServicesModule {
             return hub;
           },
         },
+        { provide: PackagedWeightsService, useFactory: () => new PackagedWeightsService(config.home) },
         {
           provide: RunService,
-          useFactory: async (hub: LiveHub) => {
+          useFactory: async (hub: LiveHub, packaged: PackagedWeightsService) => {
             const runs = new RunService(
               db.pool,
               hub,
@@ -106,13 +108,14 @@ export class ServicesModule {
                 reaperGraceSeconds: config.reaperGraceSeconds,
                 isLeader: () => cluster.leader.isLeader,
                 queueRetentionSeconds: config.queueRetentionSeconds,
+                packaged,
               },
               config.databaseUrl,
             );
             await runs.start();
             return runs;
           },
-          inject: [LiveHub],
+          inject: [LiveHub, PackagedWeightsService],
         },
         {
           provide: TokenAuth,
@@ -175,7 +178,7 @@ export class ServicesModule {
         },
         ServicesShutdown,
       ],
-      exports: [API_CONFIG, DATABASE, SERVICES, ...Object.values(BY_NAME)],
+      exports: [API_CONFIG, DATABASE, SERVICES, PackagedWeightsService, ...Object.values(BY_NAME)],
     };
   }
 }

@@ -7,6 +7,7 @@ import {
   reportMetricsOverSocket,
 } from '@headbench/client';
 import type { Socket } from 'socket.io-client';
+import { type AccessPolicy, downloadToFile, UnreachableError } from './access.js';
 
 /** The API answered that this trainer no longer holds the run (canceled, lease lost): drop it. */
 export class LeaseLostError extends Error {}
@@ -141,6 +142,7 @@ export class ApiLink {
       this.metricsVia.trpc++;
       return out;
     } catch (e) {
+      // A tRPC call that got no answer (noteFailure checks: no HTTP status) moves the link; a refusal does not.
       this.noteFailure(e, url);
       throw e;
     }
@@ -187,6 +189,26 @@ export class ApiLink {
     if (!res.ok)
       throw new HttpError(`upload ${q.name} failed (${res.status}): ${text.slice(0, 300)}`, res.status);
     return JSON.parse(text) as { id: string; sha256: string };
+  }
+
+  /**
+   * GETs an API path (an artifact, an uploaded dataset) into `file`, streamed under the download cap.
+   * Refusals keep their status (`classify` tells a lost lease from a hiccup).
+   */
+  async downloadTo(path: string, file: string, policy: AccessPolicy, what: string, token = this.token) {
+    const url = this.url;
+    try {
+      return await downloadToFile(`${url}${path}`, file, policy, {
+        what,
+        headers: { authorization: `Bearer ${token}` },
+        timeoutMs: 600_000,
+        refused: (status) => new HttpError(`${what}: the API answered ${status}`, status),
+      });
+    } catch (e) {
+      // Only silence moves the link: a refusal or a broken limit is the same on every instance.
+      if (e instanceof UnreachableError) this.noteFailure(e, url);
+      throw e;
+    }
   }
 
   async download(path: string, token = this.token): Promise<Buffer> {

@@ -10,6 +10,7 @@ import {
   validateRunConfig,
   writeReport,
 } from '@headbench/core';
+import { readEnv } from '@headbench/spec';
 import type { ChildJob, FinalFile, FromChild, ToChild } from './protocol.js';
 import { packDir } from './tar.js';
 
@@ -32,7 +33,49 @@ export async function packCheckpoint(dir: string, fromHash: string, toHash: stri
   });
 }
 
+/**
+ * Test-only hook (HEADBENCH_TEST_HANG_AT=epoch:<n>, honoured when NODE_ENV=test): the first attempt blocks
+ * for good at the first batch of epoch n, like a child spinning in a corrupt allocator; the parent's
+ * watchdog must kill it and the run must finish on the next attempt.
+ */
+function testHangEpoch(attempt: number): number | undefined {
+  const env = readEnv(process.env);
+  if (env.NODE_ENV !== 'test' || !env.HEADBENCH_TEST_HANG_AT || attempt !== 1) return undefined;
+  return Number(env.HEADBENCH_TEST_HANG_AT.slice('epoch:'.length));
+}
+
+/**
+ * A trap inside wasm (out-of-bounds access, `unreachable`, emscripten's abort): tfjs's heap can no longer
+ * be trusted, and whatever this process computes next may be wrong. The run fails as retryable and the
+ * process exits; a fresh process on the next attempt starts from the last checkpoint.
+ */
+export function isWasmTrap(e: unknown): boolean {
+  const RuntimeError = (globalThis as { WebAssembly?: { RuntimeError?: new () => Error } }).WebAssembly
+    ?.RuntimeError;
+  if (RuntimeError && e instanceof RuntimeError) return true;
+  const m = e instanceof Error ? e.message : String(e);
+  // By message too: a trap rethrown by other code may have lost its class.
+  return /memory access out of bounds|^unreachable( executed)?$|^Aborted\(|^conv pool check:/.test(m);
+}
+
+/**
+ * Test-only hook (HEADBENCH_TEST_HEAP_GROWTH=<every>[:<seed>], honoured when NODE_ENV=test): tfjs's wasm heap
+ * is made to grow at chosen allocations, between kernels and inside conv pool calls (issue #11's guard).
+ */
+async function testHeapGrowth(job: ChildJob): Promise<(() => string) | undefined> {
+  const env = readEnv(process.env);
+  if (env.NODE_ENV !== 'test' || !env.HEADBENCH_TEST_HEAP_GROWTH || job.backend !== 'wasm') return undefined;
+  const [every, seed] = env.HEADBENCH_TEST_HEAP_GROWTH.split(':').map(Number);
+  const { initBackend, forceHeapGrowth } = await import('@headbench/engine');
+  await initBackend('wasm');
+  const { stats } = forceHeapGrowth({ every, seed });
+  return () =>
+    `heap growth forced: ${stats.grew} growths of ${stats.events} (tensor ${stats.sites.tensor}, pool ${stats.sites.pool})`;
+}
+
 async function run(job: ChildJob, control: { abort: AbortController; stop: boolean }) {
+  const hangAt = testHangEpoch(job.attempt);
+  const growth = await testHeapGrowth(job);
   const outbox = join(job.runDir, 'outbox');
   await mkdir(outbox, { recursive: true });
   const localHash = runConfigHash(validateRunConfig(job.config));
@@ -42,14 +85,19 @@ async function run(job: ChildJob, control: { abort: AbortController; stop: boole
     runDir: job.runDir,
     home: job.home,
     backend: job.backend,
+    // The trainer fetched and checked every weights source (run:, path, URL): load only what it gave.
+    weightsPath: job.weightsPath,
     resolveWeights: async (ref) => {
-      if (!job.weightsPath) throw new HeadbenchInputError(`weights '${ref}' were not fetched by the trainer`);
-      return job.weightsPath;
+      throw new HeadbenchInputError(`weights '${ref}' were not fetched by the trainer`);
     },
     signal: control.abort.signal,
     stopAfterEpoch: () => control.stop,
-    onBatch: (m) => void send({ type: 'batch', m }),
+    onBatch: (m) => {
+      if (m.epoch === hangAt) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
+      void send({ type: 'batch', m });
+    },
     onLog: (message) => void send({ type: 'log', message }),
+    onPhase: (phase) => void send({ type: 'phase', phase }),
     onEpoch: async (m, ckpt) => {
       let checkpoint: string | undefined;
       if (ckpt) {
@@ -60,6 +108,7 @@ async function run(job: ChildJob, control: { abort: AbortController; stop: boole
       await send({ type: 'epoch', m, checkpoint });
     },
   });
+  if (growth) await send({ type: 'log', message: growth() });
   result.config = job.apiConfig;
   const files: FinalFile[] = [];
   // Per-run figures and report.md, rendered by the same code as `headbench compare`.
@@ -111,9 +160,20 @@ export function childMain() {
         },
         async (e: Error) => {
           const stopped = e instanceof RunStoppedError;
+          const trap = !stopped && isWasmTrap(e);
           const retryable =
-            !stopped && /out of memory|could not allocate|ENOMEM|Array buffer allocation/i.test(e.message);
-          await send({ type: 'error', message: e.message || String(e), stopped, retryable });
+            trap ||
+            (!stopped &&
+              /out of memory|could not allocate|ENOMEM|Array buffer allocation|ENOSPC|no space left/i.test(
+                e.message,
+              ));
+          const message = e.message || String(e);
+          await send({
+            type: 'error',
+            message: trap ? `wasm trap (${message}); the process is discarded and the run retried` : message,
+            stopped,
+            retryable,
+          });
           process.exit(stopped ? 0 : 1);
         },
       );

@@ -3,14 +3,13 @@
 // dataset content hash when one is known, and cached by it; `dataset:<name>` looked up in the API's
 // dataset registry.
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
 import type { LeasedDataset } from '@headbench/client';
-import { HeadbenchInputError, openDataset } from '@headbench/core';
+import { HeadbenchInputError, openDataset, parseDatasetUri } from '@headbench/core';
+import { type AccessPolicy, allowedLocalPath, downloadToFile } from './access.js';
 import type { ApiLink } from './api.js';
-import { readTar, writeEntries } from './tar.js';
-import { readZip } from './zip.js';
+import { archiveFormat, unpackArchive } from './unpack.js';
 
 export interface DatasetRecord {
   name: string;
@@ -19,6 +18,8 @@ export interface DatasetRecord {
 }
 
 export interface ResolveContext {
+  /** What this trainer may read and fetch. */
+  policy: AccessPolicy;
   /** State folder: generated datasets and downloads live under `<home>/datasets`. */
   home: string;
   /**
@@ -55,6 +56,18 @@ async function registry(ctx: ResolveContext): Promise<DatasetRecord[]> {
   }
 }
 
+/** A local dataset URI whose files lie under the policy's roots (generated sets are written, not read). */
+async function allowedDataset(uri: string, policy: AccessPolicy): Promise<string> {
+  const ref = parseDatasetUri(uri);
+  if (ref.kind === 'generated') return uri;
+  if (ref.kind === 'idx') {
+    const images = await allowedLocalPath(ref.images, policy, 'dataset file');
+    const labels = await allowedLocalPath(ref.labels, policy, 'dataset file');
+    return `idx:${images},${labels}`;
+  }
+  return allowedLocalPath(ref.path, policy, 'dataset folder');
+}
+
 /** The local URI for `uri`, and the content hash it must have when the registry knows one. */
 export async function resolveDataset(
   uri: string,
@@ -83,7 +96,7 @@ export async function resolveDataset(
           archive.sha256,
           expectHash,
           ctx,
-          () => api.download(archive.downloadPath),
+          (file) => api.downloadTo(archive.downloadPath, file, ctx.policy, `dataset ${name}`),
           archive.sha256,
         ),
       );
@@ -98,7 +111,7 @@ export async function resolveDataset(
     expectHash = fragment[1].toLowerCase();
     target = target.slice(0, fragment.index);
   }
-  if (!/^https?:\/\//.test(target)) return { local: target, expectHash };
+  if (!/^https?:\/\//.test(target)) return { local: await allowedDataset(target, ctx.policy), expectHash };
   if (!expectHash && leased === undefined)
     expectHash = (await registry(ctx)).find((d) => d.uri === uri)?.contentHash ?? undefined;
   const local = await once(`dl:${target}`, () => download(target, expectHash, ctx));
@@ -114,59 +127,65 @@ async function exists(p: string) {
 
 async function download(url: string, expectHash: string | undefined, ctx: ResolveContext): Promise<string> {
   const key = expectHash ?? `url-${createHash('sha256').update(url).digest('hex').slice(0, 24)}`;
-  return fetchArchive(new URL(url).pathname.toLowerCase(), key, expectHash, ctx, async () => {
-    const res = await fetch(url, { signal: AbortSignal.timeout(30 * 60_000) });
-    if (!res.ok) throw new HeadbenchInputError(`dataset download ${url} failed: HTTP ${res.status}`);
-    return Buffer.from(await res.arrayBuffer());
-  });
+  const name = new URL(url).pathname.split('/').pop() || 'archive';
+  return fetchArchive(name, key, expectHash, ctx, (file) =>
+    downloadToFile(url, file, ctx.policy, { what: `dataset ${name}`, log: ctx.log }),
+  );
 }
 
 /**
- * Fetches an archive once into `<home>/datasets/downloads/<key>`, checks its bytes' sha256 (uploaded
- * datasets) and the unpacked set's content hash when known, and unpacks it; later runs reuse the folder.
+ * Fetches an archive once into `<home>/datasets/downloads/<key>`, streamed to disk under the download cap,
+ * checks its bytes' sha256 (uploaded datasets) and the unpacked set's content hash when known, and unpacks
+ * it under the archive limits off the event loop; later runs reuse the folder.
  */
 async function fetchArchive(
   name: string,
   key: string,
   expectHash: string | undefined,
   ctx: ResolveContext,
-  fetchBytes: () => Promise<Buffer>,
+  fetchTo: (file: string) => Promise<{ sha256: string; size: number }>,
   expectSha256?: string,
 ): Promise<string> {
-  const url = name;
+  // Known before a byte is fetched: what is not an archive is not downloaded.
+  const format = archiveFormat(name);
+  if (!format)
+    throw new HeadbenchInputError(
+      `dataset ${name}: expected a .zip, .tar.gz, .tgz or .tar archive (or a folder this trainer may read)`,
+    );
   const dir = join(ctx.home, 'datasets', 'downloads', key);
   if (await exists(join(dir, '.complete'))) return await datasetRoot(dir);
   ctx.log?.(`downloading ${name}`);
-  const buf = await fetchBytes();
-  if (expectSha256) {
-    const got = createHash('sha256').update(buf).digest('hex');
-    if (got !== expectSha256)
-      throw new Error(`dataset ${name}: archive sha256 ${got} is not the expected ${expectSha256}`);
-  }
-  const path = name.toLowerCase();
-  let entries: { path: string; data: Buffer }[];
-  if (path.endsWith('.zip')) entries = readZip(buf);
-  else if (path.endsWith('.tar.gz') || path.endsWith('.tgz')) entries = readTar(gunzipSync(buf));
-  else if (path.endsWith('.tar')) entries = readTar(buf);
-  else throw new HeadbenchInputError(`dataset URL ${url}: expected a .zip, .tar.gz, .tgz or .tar archive`);
+  const file = `${dir}.archive`;
   const tmp = `${dir}.${process.pid}.tmp`;
-  await rm(tmp, { recursive: true, force: true });
-  await mkdir(tmp, { recursive: true });
-  await writeEntries(
-    entries.filter((e) => !e.path.split('/').some((s) => s === '__MACOSX' || s.startsWith('._'))),
-    tmp,
-  );
+  try {
+    const got = await fetchTo(file);
+    if (expectSha256 && got.sha256 !== expectSha256)
+      throw new Error(`dataset ${name}: archive sha256 ${got.sha256} is not the expected ${expectSha256}`);
+    await rm(tmp, { recursive: true, force: true });
+    await unpackArchive({
+      file,
+      format,
+      dest: tmp,
+      limits: { maxBytes: ctx.policy.maxUnpackedBytes },
+      label: `dataset ${name}`,
+    });
+  } catch (e) {
+    await rm(tmp, { recursive: true, force: true });
+    throw e;
+  } finally {
+    await rm(file, { force: true });
+  }
   const rootDir = await datasetRoot(tmp);
   if (expectHash) {
     const ds = await openDataset(rootDir);
     if (ds.contentHash !== expectHash) {
       await rm(tmp, { recursive: true, force: true });
       throw new HeadbenchInputError(
-        `dataset ${url}: content hash ${ds.contentHash} does not match the expected ${expectHash}`,
+        `dataset ${name}: content hash ${ds.contentHash} does not match the expected ${expectHash}`,
       );
     }
   }
-  await writeFile(join(tmp, '.complete'), url);
+  await writeFile(join(tmp, '.complete'), name);
   await rm(dir, { recursive: true, force: true });
   await rename(tmp, dir);
   return await datasetRoot(dir);

@@ -2,10 +2,11 @@
 // sender. Metrics, artifacts and the final complete/fail leave in the order they were produced, so a
 // checkpoint is never stored before the metrics of the epochs it covers (a resumed attempt then never
 // has a hole), and while the API is unreachable the trainer keeps training and the journal grows.
-import { appendFileSync, mkdirSync } from 'node:fs';
+import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CompleteInput, MetricPoint } from '@headbench/client';
+import { storableText, TRAINER_LIMITS } from '@headbench/spec';
 import { type ApiLink, backoff, classify, sleep } from './api.js';
 
 export type OutboxItem =
@@ -13,7 +14,8 @@ export type OutboxItem =
   /** `file` is deleted once uploaded when `temp`; a newer item with the same `slot` supersedes an unsent one. */
   | { t: 'artifact'; file: string; name: string; kind: string; epoch?: number; temp?: boolean; slot?: string }
   | { t: 'complete'; input: Omit<CompleteInput, 'runId' | 'leaseId'> }
-  | { t: 'fail'; error: string; retryable: boolean }
+  /** `fallback`: the report that replaced a final report the API kept refusing (never replaced again). */
+  | { t: 'fail'; error: string; retryable: boolean; fallback?: boolean }
   /** Graceful stop: hand the run back without using up an attempt (trainer.release). */
   | { t: 'release'; reason: string; checkpointEpoch?: number };
 type Entry = OutboxItem & { seq: number };
@@ -33,6 +35,10 @@ export interface OutboxOptions {
   log: (m: string) => void;
   /** Wait this long for more points before sending (ms). */
   lingerMs?: number;
+  /** The journal could not be written (ENOSPC...). */
+  onJournalError?: (e: NodeJS.ErrnoException) => void;
+  /** Tries of a final report the API answers with 5xx before it is replaced (default TRAINER_LIMITS). */
+  finalReportTries?: number;
 }
 
 export class Outbox {
@@ -50,13 +56,45 @@ export class Outbox {
   private readonly stop = new AbortController();
 
   constructor(private o: OutboxOptions) {
-    mkdirSync(o.dir, { recursive: true });
     this.journal = join(o.dir, 'journal.jsonl');
+    try {
+      mkdirSync(o.dir, { recursive: true });
+    } catch {
+      // A full disk: the append below reports it (once) and the outbox works in memory.
+    }
     this.append({ t: 'lease', leaseId: o.leaseId, at: Date.now() });
   }
 
+  /** The journal could not be written (disk full...): logged once, the outbox goes on in memory. */
+  private journalBroken = false;
+
+  /**
+   * The journal is a record of what was produced and acknowledged; the queue in memory is what is sent.
+   * A full disk must not take the trainer down with it (this runs inside child-message handlers), so a
+   * failed write is logged once and sending goes on.
+   */
   private append(line: object) {
-    appendFileSync(this.journal, `${JSON.stringify(line)}\n`);
+    if (this.journalBroken) return;
+    try {
+      appendFileSync(this.journal, `${JSON.stringify(line)}\n`);
+    } catch (e) {
+      this.journalBroken = true;
+      const err = e as NodeJS.ErrnoException;
+      this.o.log(
+        `run ${this.o.runId}: cannot write its outbox journal (${err.code === 'ENOSPC' ? 'disk full' : (err.code ?? err.message)}); keeping the outbox in memory only`,
+      );
+      this.o.onJournalError?.(err);
+    }
+  }
+
+  /** Everything journaled is acknowledged: start the journal over, so it never outgrows what is pending. */
+  private trimJournal() {
+    if (this.journalBroken) return;
+    try {
+      writeFileSync(this.journal, `${JSON.stringify({ t: 'trimmed', seq: this.seq, at: Date.now() })}\n`);
+    } catch {
+      // Trimming is housekeeping; the next append reports a lasting problem.
+    }
   }
 
   push(item: OutboxItem) {
@@ -108,6 +146,8 @@ export class Outbox {
   private async pump() {
     this.pumping = true;
     let failures = 0;
+    /** Answers (5xx) to the final report at the head: the API got it and cannot store it. */
+    let finalRefusals = 0;
     try {
       while (this.queue.length && !this.lost) {
         const head = this.queue[0];
@@ -124,6 +164,7 @@ export class Outbox {
         try {
           await this.sendHead();
           failures = 0;
+          finalRefusals = 0;
           if (this.offline) this.o.log(`run ${this.o.runId}: API reachable again, flushing`);
           this.offline = false;
         } catch (e) {
@@ -133,9 +174,24 @@ export class Outbox {
             this.drop(c.message);
             break;
           }
+          const head = this.queue[0];
+          const final = head?.t === 'complete' || head?.t === 'fail';
+          // A final report the API answers but refuses, for good (4xx) or again and again (5xx, while
+          // heartbeats keep the lease): the run would stay `running` for ever. Replace it with what is known.
+          if (final && (!c.transient || (c.status !== undefined && c.status >= 500))) {
+            if (
+              !c.transient ||
+              ++finalRefusals >= (this.o.finalReportTries ?? TRAINER_LIMITS.finalReportTries)
+            ) {
+              finalRefusals = 0;
+              failures = 0;
+              this.replaceFinal(head, c.message);
+              continue;
+            }
+          }
           if (!c.transient) {
             // A request the API will never accept (bad point, oversized artifact): record it, skip it.
-            this.o.log(`run ${this.o.runId}: ${this.queue[0]?.t} rejected: ${c.message}`);
+            this.o.log(`run ${this.o.runId}: ${head?.t} rejected: ${c.message}`);
             this.ack(1);
             continue;
           }
@@ -160,11 +216,43 @@ export class Outbox {
     }
   }
 
+  /**
+   * The final report at the head was refused (see pump): a complete becomes a failure that says so, a
+   * failure is resent once as plain storable text; a refused fallback is dropped (the lease then expires).
+   */
+  private replaceFinal(head: Entry, why: string) {
+    const { runId } = this.o;
+    this.ack(1);
+    if (head.t === 'fail' && head.fallback) {
+      this.o.log(
+        `run ${runId}: the API refused its failure report again (${why}); leaving the run to lease expiry`,
+      );
+      return;
+    }
+    const error =
+      head.t === 'complete'
+        ? `the API refused the run's final report (${storableText(why, 300)}); its metrics and artifacts were sent`
+        : storableText(head.t === 'fail' ? head.error : '', 2000);
+    this.o.log(
+      `run ${runId}: the API refused its ${head.t} report (${why}); failing the run with what is known`,
+    );
+    const e = {
+      t: 'fail',
+      error: error || 'failed',
+      retryable: false,
+      fallback: true,
+      seq: ++this.seq,
+    } as Entry;
+    this.append(e);
+    this.queue.unshift(e);
+  }
+
   private ack(n: number) {
     // A drop while the request was in flight already emptied the queue.
     if (this.lost) return;
     const done = this.queue.splice(0, n);
     if (done.length) this.append({ t: 'ack', seq: done[done.length - 1].seq });
+    if (!this.queue.length) this.trimJournal();
   }
 
   private async sendHead() {

@@ -12,8 +12,10 @@ export interface ChildJob {
   runDir: string;
   home: string;
   backend: BackendName;
-  /** Local model folder for `weights: run:<id>`. */
+  /** Local model folder the trainer fetched and checked for the run's weights (run:, path or URL). */
   weightsPath?: string;
+  /** The lease's attempt (1-based). */
+  attempt: number;
 }
 
 export type ToChild = { type: 'start'; job: ChildJob } | { type: 'abort' } | { type: 'stopAfterEpoch' };
@@ -28,5 +30,6 @@ export type FromChild =
   | { type: 'batch'; m: BatchMetrics }
   | { type: 'epoch'; m: EpochMetrics; checkpoint?: string }
   | { type: 'log'; message: string }
+  | { type: 'phase'; phase: string }
   | { type: 'done'; result: RunResult; files: FinalFile[] }
   | { type: 'error'; message: string; stopped: boolean; retryable: boolean };

@@ -1,8 +1,7 @@
-// A minimal ustar writer/reader for folders of regular files (checkpoints, models, dataset archives).
-// Our own archives only hold plain files; the reader also skips links and PAX/GNU long-name records it
-// cannot use, so downloaded dataset .tar.gz files from common tools extract too.
-import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
-import { dirname, join, normalize, relative, sep } from 'node:path';
+// A minimal ustar writer for folders of regular files (checkpoints, models). Reading archives, ours or
+// anyone's, goes through `unpack.ts` (the maintained `tar` and `yauzl` readers, under limits).
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join, relative, sep } from 'node:path';
 
 const BLOCK = 512;
 
@@ -61,53 +60,4 @@ export async function packDir(
   }
   parts.push(Buffer.alloc(BLOCK * 2));
   return Buffer.concat(parts);
-}
-
-const str = (b: Buffer, off: number, len: number) => {
-  const s = b.subarray(off, off + len);
-  const nul = s.indexOf(0);
-  return s.subarray(0, nul < 0 ? len : nul).toString('utf8');
-};
-
-/** Entries of a tar buffer: regular files only, with their paths. */
-export function readTar(buf: Buffer): { path: string; data: Buffer }[] {
-  const out: { path: string; data: Buffer }[] = [];
-  let off = 0;
-  let longName: string | undefined;
-  while (off + BLOCK <= buf.length) {
-    const h = buf.subarray(off, off + BLOCK);
-    if (h.every((b) => b === 0)) break;
-    let sum = 0;
-    for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 32 : h[i];
-    if (sum !== Number.parseInt(str(h, 148, 8).trim(), 8))
-      throw new Error(`tar: bad header checksum at ${off}`);
-    const size = Number.parseInt(str(h, 124, 12).trim() || '0', 8);
-    const type = String.fromCharCode(h[156] || 48);
-    const prefix = str(h, 345, 155);
-    const name = longName ?? (prefix ? `${prefix}/${str(h, 0, 100)}` : str(h, 0, 100));
-    const data = buf.subarray(off + BLOCK, off + BLOCK + size);
-    off += BLOCK + Math.ceil(size / BLOCK) * BLOCK;
-    longName = undefined;
-    if (type === 'L') longName = data.toString('utf8').replace(/\0+$/, '');
-    else if (type === 'x') {
-      const m = /\d+ path=([^\n]*)\n/.exec(data.toString('utf8'));
-      if (m) longName = m[1];
-    } else if (type === '0' || type === '7') out.push({ path: name, data });
-  }
-  return out;
-}
-
-/** Writes entries under `dir`, refusing paths that would escape it. */
-export async function writeEntries(entries: { path: string; data: Buffer }[], dir: string): Promise<number> {
-  let n = 0;
-  for (const e of entries) {
-    const rel = normalize(e.path).replace(/^(\.\/)+/, '');
-    if (rel.startsWith('..') || rel.startsWith('/') || rel === '.')
-      throw new Error(`archive path escapes: ${e.path}`);
-    const p = join(dir, rel);
-    await mkdir(dirname(p), { recursive: true });
-    await writeFile(p, e.data);
-    n++;
-  }
-  return n;
 }

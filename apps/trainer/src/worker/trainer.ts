@@ -2,9 +2,9 @@
 // through trainRun, streams metrics and artifacts through a per-run outbox, heartbeats, and obeys cancel.
 import { type ChildProcess, fork } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { LeasedRun } from '@headbench/client';
 import { connectTrainerSocket } from '@headbench/client';
@@ -12,16 +12,21 @@ import {
   type BackendName,
   type EpochMetrics,
   HeadbenchInputError,
+  packagedCacheDir,
   type RunConfig,
+  readPackagedFolder,
   runConfigHash,
   validateRunConfig,
+  writePackagedFolder,
 } from '@headbench/core';
 import type { Socket } from 'socket.io-client';
+import { type AccessPolicy, accessPolicy, allowedLocalPath, downloadToFile, redactPaths } from './access.js';
 import { ApiLink, backoff, classify, sleep } from './api.js';
 import { prepareDataset, resolveDataset } from './datasets.js';
 import { Outbox } from './outbox.js';
 import type { ChildJob, FromChild, ToChild } from './protocol.js';
-import { readTar, writeEntries } from './tar.js';
+import { unpackArchive } from './unpack.js';
+import { ProgressWatchdog, type WatchdogLimits, watchdogLimits } from './watchdog.js';
 
 export interface TrainerOptions {
   /** The API, or several instances of it (same database): on connection failure the next one is used. */
@@ -41,10 +46,28 @@ export interface TrainerOptions {
   home: string;
   /** Lease poll period when no `work` push arrives (ms). */
   pollMs?: number;
+  /** Extra folders local datasets and weights may be read from (the work dir and caches always). */
+  dataRoots?: string[];
+  /** Hosts (`host` or `host:port`) datasets and weights may be downloaded from (the API's always). */
+  allowHosts?: string[];
+  maxDownloadBytes?: number;
+  maxUnpackedBytes?: number;
   /** Bench mode: complete every leased run at once without training (HEADBENCH_TRAINER_NOOP=1). */
   noop?: boolean;
+  /**
+   * Threads of each child's wasm backend (HEADBENCH_WASM_THREADS of the child). Default: the cores shared
+   * between the slots, at least one — one per slot at the default slot count, i.e. tfjs's one-thread build.
+   */
+  childThreads?: number;
+  /** Progress watchdog of every child; default from the HEADBENCH_WATCHDOG_FACTOR, _FLOOR_S and _CEILING_S variables. */
+  watchdog?: WatchdogLimits;
   log?: (m: string) => void;
 }
+
+/** How long a trainer takes no runs after its disk filled up. */
+const DISK_FULL_PAUSE_MS = 10_000;
+
+const isDiskFull = (e: NodeJS.ErrnoException) => e.code === 'ENOSPC' || e.code === 'EDQUOT';
 
 const CHILD_BIN = fileURLToPath(new URL('../../bin/headbench-trainer.js', import.meta.url));
 
@@ -68,9 +91,13 @@ export class Trainer {
   private loops: Promise<void>[] = [];
   private readonly halt = new AbortController();
   readonly log: (m: string) => void;
+  readonly policy: AccessPolicy;
+  /** Leasing pauses until then after a full disk, so the trainer does not take runs it cannot hold. */
+  private diskFullUntil = 0;
 
   constructor(readonly o: TrainerOptions) {
     this.link = new ApiLink(o.api, o.token);
+    this.policy = accessPolicy({ ...o, api: this.link.urls });
     this.readLink = o.readToken ? new ApiLink(this.link.urls, o.readToken) : this.link;
     this.log = o.log ?? ((m) => console.log(`[trainer ${o.name}] ${m}`));
   }
@@ -146,7 +173,7 @@ export class Trainer {
   private async leaseLoop() {
     let failures = 0;
     while (!this.stopping) {
-      const free = this.o.slots - this.busy;
+      const free = Date.now() < this.diskFullUntil ? 0 : this.o.slots - this.busy;
       let got = 0;
       if (free > 0) {
         const url = this.link.url;
@@ -188,6 +215,70 @@ export class Trainer {
   /** A slot became free: look for work now. */
   slotFreed() {
     this.wakeLease?.();
+  }
+
+  /** The disk is full: take no run for a while (the one that hit it went back to the queue). */
+  diskFull() {
+    this.diskFullUntil = Date.now() + DISK_FULL_PAUSE_MS;
+    this.log(`disk full: leasing no runs for ${DISK_FULL_PAUSE_MS / 1000} s; free space on this machine`);
+  }
+
+  /** Text that leaves this machine (run.error): its folders named by role, other paths by file name. */
+  redact(message: string): string {
+    // Cut below the API's 10,000 characters: a report it refuses would leave the run running.
+    return redactPaths(message.slice(0, 20_000), [
+      { label: '<work>', path: this.o.workDir },
+      { label: '<home>', path: this.o.home },
+      ...(this.o.dataRoots ?? []).map((r) => ({ label: '<data-root>', path: resolve(r) })),
+      { label: '<tmp>', path: os.tmpdir() },
+      { label: '~', path: os.homedir() },
+      { label: '<cwd>', path: process.cwd() },
+    ]).slice(0, 9000);
+  }
+
+  /**
+   * A local folder with the model `weights` (a path or an http(s) URL) names, checked against what this
+   * trainer may read and fetch: URL models are downloaded here (model.json and its weight files, under
+   * the download cap, from the same host) so the child only ever loads a local folder.
+   */
+  async resolveWeightsSource(weights: string): Promise<string> {
+    if (!/^https?:\/\//i.test(weights)) return allowedLocalPath(weights, this.policy, 'weights');
+    const key = createHash('sha256').update(weights).digest('hex').slice(0, 24);
+    const dir = join(this.o.workDir, 'models', `url-${key}`);
+    if (await exists(join(dir, '.complete'))) return dir;
+    const url = new URL(weights);
+    if (!url.pathname.toLowerCase().endsWith('.json'))
+      url.pathname = `${url.pathname.replace(/\/+$/, '')}/model.json`;
+    const tmp = `${dir}.${process.pid}.tmp`;
+    await rm(tmp, { recursive: true, force: true });
+    const opts = { what: 'weights', log: this.log };
+    try {
+      await downloadToFile(url.toString(), join(tmp, 'model.json'), this.policy, opts);
+      let manifest: { paths?: unknown }[];
+      try {
+        const json = JSON.parse(await readFile(join(tmp, 'model.json'), 'utf8'));
+        manifest = Array.isArray(json.weightsManifest) ? json.weightsManifest : [];
+      } catch {
+        throw new HeadbenchInputError('weights: model.json is not valid JSON');
+      }
+      for (const group of manifest) {
+        for (const rel of Array.isArray(group.paths) ? group.paths : []) {
+          // Weight files sit next to model.json: a plain relative name, nothing above or elsewhere.
+          if (typeof rel !== 'string' || !/^[\w.-]+(\/[\w.-]+)*$/.test(rel) || rel.split('/').includes('..'))
+            throw new HeadbenchInputError(
+              `weights: weightsManifest path '${String(rel).slice(0, 100)}' is not a file next to model.json`,
+            );
+          await downloadToFile(new URL(rel, url).toString(), join(tmp, rel), this.policy, opts);
+        }
+      }
+      await writeFile(join(tmp, '.complete'), weights);
+      await rm(dir, { recursive: true, force: true });
+      await rename(tmp, dir);
+    } catch (e) {
+      await rm(tmp, { recursive: true, force: true });
+      throw e;
+    }
+    return dir;
   }
 
   private async heartbeatLoop() {
@@ -243,7 +334,7 @@ export class Trainer {
   /**
    * A local folder holding the final model of run `id` (for `weights: run:<id>`). The lease names the
    * model artifact (`leased`), which this trainer's own token may read; `undefined` (an older API) falls
-   * back to listing the run's artifacts with --read-token.
+   * back to listing the run's artifacts with HEADBENCH_READ_TOKEN.
    */
   async resolveModel(id: string, leased?: LeasedRun['weights']): Promise<string> {
     const own = join(this.o.workDir, 'runs', id, 'model');
@@ -253,11 +344,17 @@ export class Trainer {
     if (leased === null)
       throw new HeadbenchInputError(`weights run:${id}: that run has no final model (model.tar) yet`);
     if (leased) {
-      const buf = await this.link.download(leased.downloadPath);
-      const sha = createHash('sha256').update(buf).digest('hex');
-      if (sha !== leased.sha256)
-        throw new Error(`weights run:${id}: model.tar sha256 ${sha} is not the expected ${leased.sha256}`);
-      return this.unpackModel(id, buf, dir);
+      const file = `${dir}.${process.pid}.tar`;
+      try {
+        const got = await this.link.downloadTo(leased.downloadPath, file, this.policy, `weights run:${id}`);
+        if (got.sha256 !== leased.sha256)
+          throw new Error(
+            `weights run:${id}: model.tar sha256 ${got.sha256} is not the expected ${leased.sha256}`,
+          );
+        return await this.unpackModel(id, file, dir);
+      } finally {
+        await rm(file, { force: true });
+      }
     }
     let arts: { id: string; name: string }[];
     try {
@@ -266,20 +363,77 @@ export class Trainer {
       const c = classify(e);
       if (c.status === 403)
         throw new HeadbenchInputError(
-          `weights run:${id}: this trainer's token cannot read other runs' artifacts; start it with --read-token <member token>`,
+          `weights run:${id}: this trainer's token cannot read other runs' artifacts; start it with env HEADBENCH_READ_TOKEN=<member token>`,
         );
       throw e;
     }
     const model = arts.find((a) => a.name === 'model.tar');
     if (!model)
       throw new HeadbenchInputError(`weights run:${id}: that run has no final model (model.tar) yet`);
-    return this.unpackModel(id, await this.readLink.download(`/artifacts/${model.id}/content`), dir);
+    const file = `${dir}.${process.pid}.tar`;
+    try {
+      await this.readLink.downloadTo(
+        `/artifacts/${model.id}/content`,
+        file,
+        this.policy,
+        `weights run:${id}`,
+      );
+      return await this.unpackModel(id, file, dir);
+    } finally {
+      await rm(file, { force: true });
+    }
   }
 
-  private async unpackModel(id: string, buf: Buffer, dir: string): Promise<string> {
+  /**
+   * A local folder holding packaged weights (`weights: npm:<package>/<model>`), fetched from the API as the
+   * lease names them and checked by sha256, then kept per package version: this machine never needs the
+   * package itself.
+   */
+  async resolvePackaged(source: string, leased: LeasedRun['packaged']): Promise<string> {
+    if (!leased)
+      throw new HeadbenchInputError(
+        `weights ${source}: the API could not provide this packaged model (is the npm package installed where the API runs?)`,
+      );
+    const dir = packagedCacheDir(this.o.home, {
+      name: leased.package,
+      version: leased.version,
+      model: leased.model,
+    });
+    const cached = await readPackagedFolder(dir, source).catch(() => null);
+    if (cached?.info.sha256 === leased.sha256) return dir;
+    const bytes: Record<string, Buffer> = {};
+    for (const f of leased.files) {
+      const buf = await this.link.download(f.downloadPath);
+      const sha = createHash('sha256').update(buf).digest('hex');
+      if (sha !== f.sha256)
+        throw new Error(`weights ${source}: ${f.name} sha256 ${sha} is not the expected ${f.sha256}`);
+      bytes[f.name] = buf;
+    }
+    if (!bytes['model.json'] || !bytes['weights.bin'])
+      throw new Error(`weights ${source}: the lease names no model.json and weights.bin`);
+    await mkdir(join(dir, '..'), { recursive: true });
+    await writePackagedFolder(dir, {
+      modelJson: bytes['model.json'].toString('utf8'),
+      weights: bytes['weights.bin'],
+    });
+    const folder = await readPackagedFolder(dir, source);
+    if (folder?.info.sha256 !== leased.sha256)
+      throw new Error(
+        `weights ${source}: the served model.json records sha256 ${folder?.info.sha256}, the lease ${leased.sha256}`,
+      );
+    return dir;
+  }
+
+  private async unpackModel(id: string, file: string, dir: string): Promise<string> {
     const tmp = `${dir}.${process.pid}.tmp`;
     await rm(tmp, { recursive: true, force: true });
-    await writeEntries(readTar(buf), tmp);
+    await unpackArchive({
+      file,
+      format: 'tar',
+      dest: tmp,
+      limits: { maxBytes: this.policy.maxUnpackedBytes },
+      label: `weights run:${id} (model.tar)`,
+    });
     if (!(await exists(join(tmp, 'model.json'))))
       throw new HeadbenchInputError(`weights run:${id}: model.tar has no model.json`);
     await mkdir(join(this.o.workDir, 'models'), { recursive: true });
@@ -372,14 +526,21 @@ class RunTask {
         await this.train(job);
       }
     } catch (e) {
-      const err = e as Error;
+      const err = e as NodeJS.ErrnoException;
       if (!this.canceled) {
-        this.t.log(`run ${this.runId}: failed: ${err.message}`);
+        const full = isDiskFull(err);
+        this.t.log(`run ${this.runId}: failed${full ? ' (disk full), handing it back' : ''}: ${err.message}`);
+        if (full) this.t.diskFull();
         this.outbox.push({
           t: 'fail',
-          error: (err.message || String(err)).slice(0, 9000),
-          // Bad input fails for good; an API or network hiccup while preparing is worth another attempt.
-          retryable: !(err instanceof HeadbenchInputError) && classify(err).transient && !('issues' in err),
+          error: this.t.redact(
+            full
+              ? `disk full on trainer ${this.t.o.name} (${err.code}): ${err.message}`
+              : err.message || String(err),
+          ),
+          // Bad input fails for good; an API or network hiccup, or a full disk, is worth another attempt.
+          retryable:
+            full || (!(err instanceof HeadbenchInputError) && classify(err).transient && !('issues' in err)),
         });
       }
     } finally {
@@ -388,6 +549,8 @@ class RunTask {
       await this.outbox.drain();
       await rm(join(this.runDir, 'outbox'), { recursive: true, force: true }).catch(() => {});
       this.t.tasks.delete(this.runId);
+      // The API counts the run against this trainer's slots until its final report is stored: ask again now.
+      this.t.slotFreed();
       this.t.log(`run ${this.runId}: released after ${((Date.now() - started) / 1000).toFixed(1)} s`);
       this.resolveFinished();
     }
@@ -398,8 +561,9 @@ class RunTask {
     const apiConfig = validateRunConfig(raw as RunConfig);
     const canonicalHash = runConfigHash(apiConfig);
     const ctx = {
+      policy: this.t.policy,
       home: this.t.o.home,
-      // Older APIs send no dataset record; then the registry is read with --read-token.
+      // Older APIs send no dataset record; then the registry is read with HEADBENCH_READ_TOKEN.
       leased: 'dataset' in this.lease ? this.lease.dataset : undefined,
       api: this.t.link,
       registry: this.t.readLink,
@@ -414,20 +578,15 @@ class RunTask {
     for (const d of ['checkpoint', 'checkpoint.tmp', 'outbox', 'model', 'cams', 'report'])
       await rm(join(this.runDir, d), { recursive: true, force: true });
     await mkdir(this.runDir, { recursive: true });
-    if (this.lease.resume) {
-      const buf = await this.t.link.download(this.lease.resume.downloadPath);
-      const entries = readTar(buf).map((e) => {
-        if (e.path !== 'state.json') return e;
-        const state = JSON.parse(e.data.toString('utf8'));
-        if (state.configHash === canonicalHash) state.configHash = localHash;
-        return { path: e.path, data: Buffer.from(JSON.stringify(state)) };
-      });
-      await writeEntries(entries, join(this.runDir, 'checkpoint'));
-      this.epoch = this.lease.resume.epoch;
-    }
-    const weightsPath = apiConfig.weights.startsWith('run:')
-      ? await this.t.resolveModel(apiConfig.weights.slice(4), this.lease.weights)
-      : undefined;
+    if (this.lease.resume) await this.restoreCheckpoint(this.lease.resume, canonicalHash, localHash);
+    const weightsPath =
+      apiConfig.weights === 'none'
+        ? undefined
+        : apiConfig.weights.startsWith('run:')
+          ? await this.t.resolveModel(apiConfig.weights.slice(4), this.lease.weights)
+          : apiConfig.weights.startsWith('npm:')
+            ? await this.t.resolvePackaged(apiConfig.weights, this.lease.packaged)
+            : await this.t.resolveWeightsSource(apiConfig.weights);
     return {
       runId: this.runId,
       config,
@@ -437,18 +596,73 @@ class RunTask {
       home: this.t.o.home,
       backend: this.t.backendName as BackendName,
       weightsPath,
+      attempt: this.lease.attempt,
     };
+  }
+
+  /**
+   * The API's checkpoint into `<run>/checkpoint`: downloaded, its sha256 checked against the lease's
+   * (a checkpoint changed after it was stored is refused, and the run starts over rather than resume from
+   * it), unpacked under the archive limits, and its state re-keyed to this trainer's local config hash.
+   */
+  private async restoreCheckpoint(
+    resume: NonNullable<LeasedRun['resume']>,
+    canonicalHash: string,
+    localHash: string,
+  ) {
+    const file = join(this.runDir, 'checkpoint.download.tar');
+    const dest = join(this.runDir, 'checkpoint');
+    try {
+      const got = await this.t.link.downloadTo(resume.downloadPath, file, this.t.policy, 'checkpoint');
+      if (resume.sha256 && got.sha256 !== resume.sha256) {
+        this.t.log(
+          `run ${this.runId}: checkpoint of epoch ${resume.epoch} has sha256 ${got.sha256}, not the stored ${resume.sha256}; starting over`,
+        );
+        return;
+      }
+      await unpackArchive({
+        file,
+        format: 'tar',
+        dest,
+        limits: { maxBytes: this.t.policy.maxUnpackedBytes },
+        label: 'checkpoint',
+      });
+    } finally {
+      await rm(file, { force: true });
+    }
+    const statePath = join(dest, 'state.json');
+    if (await exists(statePath)) {
+      const state = JSON.parse(await readFile(statePath, 'utf8'));
+      if (state.configHash === canonicalHash) state.configHash = localHash;
+      await writeFile(statePath, JSON.stringify(state));
+    }
+    this.epoch = resume.epoch;
   }
 
   private train(job: ChildJob): Promise<void> {
     return new Promise<void>((resolve) => {
+      const threads =
+        this.t.o.childThreads ?? Math.max(1, Math.floor(os.availableParallelism() / this.t.o.slots));
       const child = fork(CHILD_BIN, ['--child'], {
         // Own process group: a terminal's Ctrl-C reaches the trainer, which decides what children do.
         detached: true,
         stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
         serialization: 'advanced',
+        // The slots share the cores: with one thread each, tfjs's one-thread build (no shared heap, no
+        // allocator lock that a trap can leave taken — issue #11's endless spin inside free).
+        env: { ...process.env, HEADBENCH_WASM_THREADS: String(threads) },
       });
       this.child = child;
+      const watchdog = new ProgressWatchdog(this.t.o.watchdog ?? watchdogLimits());
+      let stalled: string | undefined;
+      const tick = setInterval(() => {
+        const why = watchdog.check();
+        if (!why || stalled || this.canceled) return;
+        stalled = why;
+        this.t.log(`run ${this.runId}: ${why}`);
+        child.kill('SIGKILL');
+      }, 1000);
+      tick.unref();
       let outcome: FromChild | undefined;
       let batch: { name: string; step: number; epoch: number; value: number; time: number }[] = [];
       const flushBatch = () => {
@@ -456,6 +670,10 @@ class RunTask {
         batch = [];
       };
       child.on('message', (m: FromChild) => {
+        if (m.type === 'batch') watchdog.batch(m.m.epoch);
+        else if (m.type === 'epoch') watchdog.epochDone(m.m.epoch);
+        else if (m.type === 'phase') watchdog.enter(m.phase);
+        else watchdog.heard();
         if (m.type === 'batch') {
           const time = Date.now();
           for (const k of ['loss', 'accuracy', 'lr', 'images_per_s'] as const) {
@@ -484,15 +702,21 @@ class RunTask {
           }
         } else if (m.type === 'log') {
           this.t.log(`run ${this.runId}: ${m.message}`);
+        } else if (m.type === 'phase') {
+          // Only the watchdog needs it.
         } else {
           outcome = m;
         }
       });
       child.on('exit', (code, signal) => {
+        clearInterval(tick);
         flushBatch();
         this.child = undefined;
         if (this.canceled) {
           // Nothing to report: the API already knows (canceled) or gave the run to someone else.
+        } else if (stalled) {
+          // Retryable: the next attempt (a fresh process) resumes from the last uploaded checkpoint.
+          this.outbox.push({ t: 'fail', error: stalled, retryable: true });
         } else if (outcome?.type === 'done') {
           for (const f of outcome.files)
             this.outbox.push({ t: 'artifact', file: f.path, name: f.name, kind: f.kind });
@@ -516,9 +740,10 @@ class RunTask {
           });
         } else if (outcome?.type === 'error') {
           this.t.log(`run ${this.runId}: failed: ${outcome.message}`);
+          if (/ENOSPC|no space left/i.test(outcome.message)) this.t.diskFull();
           this.outbox.push({
             t: 'fail',
-            error: outcome.message.slice(0, 9000),
+            error: this.t.redact(outcome.message),
             retryable: outcome.retryable,
           });
         } else {

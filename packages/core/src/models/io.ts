@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { mkdir, open, readFile, realpath, rename, stat, unlink } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
@@ -75,6 +75,30 @@ function modelPaths(pathOrDir: string): { dir: string; json: string } {
   p = resolve(p);
   if (p.toLowerCase().endsWith('.json')) return { dir: dirname(p), json: p };
   return { dir: p, json: join(p, MODEL_JSON) };
+}
+
+/**
+ * The file a weightsManifest entry names, which must lie inside the model folder: a model is a folder,
+ * and a manifest from someone else (an uploaded archive, a URL) must not make us read `../../secret`.
+ * Symbolic links are followed before the check, so a link out of the folder is refused too.
+ */
+async function insideModelFolder(dir: string, rel: string, json: string): Promise<string> {
+  const refuse = () =>
+    new HeadbenchInputError(
+      `${basename(json)}: weightsManifest path '${String(rel).slice(0, 200)}' leaves the model folder (weights files must lie inside it)`,
+      json,
+    );
+  if (typeof rel !== 'string' || rel === '' || isAbsolute(rel) || rel.includes('\0')) throw refuse();
+  const file = resolve(dir, rel);
+  const within = (root: string, p: string) => {
+    const r = relative(root, p);
+    return r !== '' && !r.startsWith('..') && !isAbsolute(r);
+  };
+  if (!within(dir, file)) throw refuse();
+  // A missing file is reported by the read; only an existing one can point elsewhere through a link.
+  const real = await realpath(file).catch(() => null);
+  if (real !== null && !within(await realpath(dir), real)) throw refuse();
+  return file;
 }
 
 /**
@@ -157,7 +181,7 @@ export function fileSystemHandler(dir: string): tf.io.IOHandler {
         for (const group of manifest) {
           specs.push(...group.weights);
           for (const rel of group.paths) {
-            const file = resolve(paths.dir, rel);
+            const file = await insideModelFolder(paths.dir, rel, paths.json);
             let buf: Buffer;
             try {
               buf = await readFile(file);
@@ -213,6 +237,13 @@ export function modelHandler(pathOrUrl: string): tf.io.IOHandler {
  */
 export async function loadModel(pathOrUrl: string): Promise<tfl.LayersModel> {
   return tfl.loadLayersModel(modelHandler(pathOrUrl));
+}
+
+/** Weights already decoded (`layer/weight` names, float32 values), e.g. a packaged model's. */
+export interface NamedWeights {
+  /** Names the source in errors. */
+  label: string;
+  weights: { name: string; shape: number[]; values: Float32Array }[];
 }
 
 interface SourceLayer {
@@ -292,7 +323,7 @@ const fmtShape = (shape: readonly (number | null)[]) => `[${shape.join(',')}]`;
 /**
  * Copy weights into `target` layer by layer, matching layers by name (Keras names, as `tensorflowjs_converter`
  * keeps them), and weights within a layer by their short names (`kernel`, `bias`, `gamma`, ...) or else by
- * position. `source` is a LayersModel, a model folder, a model.json path or an http(s) URL (only its weights
+ * position. `source` is decoded `NamedWeights`, a LayersModel, a model folder, a model.json path or an http(s) URL (only its weights
  * are read, so its topology need not be loadable). Source layers the target lacks (a classifier top) are
  * ignored. Keras auto-numbered layers (`conv2d_1`, … in models converted from Keras 2.2) are renumbered to
  * the target's numbering when the two sequences differ only by a constant offset. Target layers the source lacks throw unless `skipMissing`; a weight count or shape mismatch always
@@ -300,14 +331,31 @@ const fmtShape = (shape: readonly (number | null)[]) => `[${shape.join(',')}]`;
  */
 export async function loadWeightsByName(
   target: tfl.LayersModel,
-  source: string | tfl.LayersModel,
+  source: string | tfl.LayersModel | NamedWeights,
   options: { skipMissing?: boolean } = {},
 ): Promise<{ loaded: string[]; skipped: string[] }> {
-  const sourceName = typeof source === 'string' ? source : `model '${source.name}'`;
+  const sourceName =
+    typeof source === 'string' ? source : 'label' in source ? source.label : `model '${source.name}'`;
   const byLayer = new Map<string, SourceLayer>();
   const owned: tf.Tensor[] = [];
+  const add = (name: string, tensor: tf.Tensor) => {
+    const layerName = layerOfWeight(name);
+    let entry = byLayer.get(layerName);
+    if (!entry) {
+      entry = { names: [], tensors: [] };
+      byLayer.set(layerName, entry);
+    }
+    entry.names.push(shortName(name));
+    entry.tensors.push(tensor);
+  };
   try {
-    if (typeof source === 'string') {
+    if (typeof source === 'object' && 'label' in source) {
+      for (const w of source.weights) {
+        const tensor = tf.tensor(w.values, w.shape, 'float32');
+        owned.push(tensor);
+        add(w.name, tensor);
+      }
+    } else if (typeof source === 'string') {
       const handler = modelHandler(source);
       if (!handler.load) throw new Error(`loadWeightsByName: cannot load from ${sourceName}`);
       const artifacts = await handler.load();
@@ -319,14 +367,7 @@ export async function loadWeightsByName(
       for (const spec of specs) {
         const tensor = named[spec.name];
         owned.push(tensor);
-        const layerName = layerOfWeight(spec.name);
-        let entry = byLayer.get(layerName);
-        if (!entry) {
-          entry = { names: [], tensors: [] };
-          byLayer.set(layerName, entry);
-        }
-        entry.names.push(shortName(spec.name));
-        entry.tensors.push(tensor);
+        add(spec.name, tensor);
       }
     } else {
       for (const layer of weightedLayers(source)) {

@@ -1,6 +1,6 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { camFidelity, camLabel, comparisonTables } from '@headbench/spec';
+import { camFidelity, camLabel, comparisonTables, packagedWeights } from '@headbench/spec';
 import sharp from 'sharp';
 import { HEAD_NAMES } from '../config.js';
 import type { RunResult } from '../results.js';
@@ -381,6 +381,16 @@ function markdown(results: RunResult[], sections: ReportSection[], failed: RunRe
     lines.push(
       `- **Split${splits.length === 1 ? '' : 's'}:** ${splits.length > 4 ? `${splits.length} repeated splits, one per seed` : splits.join(', ')}`,
     );
+  const weights = new Map<string, NonNullable<RunResult['provenance']>['weights']>();
+  for (const r of results) if (r.provenance) weights.set(r.provenance.weights.source, r.provenance.weights);
+  for (const w of weights.values()) {
+    if (w.source === 'none') continue;
+    const p = w.package;
+    const origin = packagedWeights(w.source)?.origin;
+    lines.push(
+      `- **Weights:** \`${w.source}\`${p ? ` — ${p.name}@${p.version} \`${p.model}\`, weight bytes sha256 ${p.sha256}` : ''}; values sha256 ${w.contentHash}${origin ? `. ${origin}` : ''}`,
+    );
+  }
   const prov = results.find((r) => r.provenance)?.provenance;
   if (prov)
     lines.push(

@@ -25,6 +25,19 @@ export interface CheckpointState {
   selectedWeights?: number;
 }
 
+/**
+ * Adam's running β₁ᵗ and β₂ᵗ. tfjs's getWeights leaves them out and setWeights rebuilds them as pow(β, t + 1),
+ * which differs in the last bits from the product the straight run kept: stored apart, so a resumed run
+ * goes on bit for bit.
+ */
+type BiasPowers = { accBeta1: tf.Variable; accBeta2: tf.Variable };
+const biasPowers = (o: tf.Optimizer): BiasPowers | undefined => {
+  const a = o as unknown as Partial<BiasPowers>;
+  return a.accBeta1 instanceof tf.Variable && a.accBeta2 instanceof tf.Variable
+    ? (a as BiasPowers)
+    : undefined;
+};
+
 const STATE = 'state.json';
 const TENSORS = 'tensors.bin';
 const SPECS = 'specs.json';
@@ -46,6 +59,12 @@ export async function saveCheckpoint(
     ...selectedWeights.map((tensor, i) => ({ name: `selected/${i}`, tensor })),
     ...optWeights.map((w, i) => ({ name: `opt/${i}/${w.name}`, tensor: w.tensor })),
   ];
+  const powers = biasPowers(optimizer);
+  if (powers)
+    named.push(
+      { name: 'bias/accBeta1', tensor: powers.accBeta1 },
+      { name: 'bias/accBeta2', tensor: powers.accBeta2 },
+    );
   const { data, specs } = await tf.io.encodeWeights(named);
   // getWeights() returns the live slot variables plus a fresh 'iter' scalar, which is ours to free.
   for (const w of optWeights) if (w.name === 'iter') w.tensor.dispose();
@@ -105,6 +124,12 @@ export async function loadCheckpoint(
     .filter((s) => s.name.startsWith('opt/'))
     .map((s) => ({ name: s.name.split('/').slice(2).join('/'), tensor: tensors[s.name] }));
   if (opt.length) await optimizer.setWeights(opt);
+  // Older checkpoints have no powers: then tfjs's pow(β, t + 1) stands.
+  const powers = biasPowers(optimizer);
+  if (powers && tensors['bias/accBeta1'] && tensors['bias/accBeta2']) {
+    powers.accBeta1.assign(tensors['bias/accBeta1']);
+    powers.accBeta2.assign(tensors['bias/accBeta2']);
+  }
   const count = state.selectedWeights ?? 0;
   const selected = count > 0 ? Array.from({ length: count }, (_, i) => tensors[`selected/${i}`]) : undefined;
   for (const [name, t] of Object.entries(tensors)) if (!name.startsWith('selected/')) t.dispose();

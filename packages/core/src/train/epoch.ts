@@ -58,6 +58,7 @@ export async function trainEpoch(ctx: RunContext, epoch: number, runStart: numbe
       images_per_s: y.length / dt,
     });
   }
+  options.onPhase?.(`validation after epoch ${epoch}`);
   const val = await evaluate(ctx, ctx.val, ctx.split.val);
   return {
     epoch,

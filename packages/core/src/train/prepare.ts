@@ -11,10 +11,12 @@ import { openDataset } from '../data/open.js';
 import type { PreprocessMode } from '../data/preprocess.js';
 import { splitDataset, splitHash } from '../data/split.js';
 import type { ImageDataset, ImageSize, Split } from '../data/types.js';
+import { HeadbenchInputError } from '../errors.js';
 import { BACKBONES, buildBackbone, setTrainable } from '../models/backbones/index.js';
 import { buildHead, countWeights } from '../models/heads.js';
 import { loadWeightsByName, modelExists } from '../models/io.js';
-import type { BatchMetrics, EpochMetrics, ParamCounts, SplitRecord } from '../results.js';
+import { dequantizeWeights, packagedWeightsDir, readPackagedFolder } from '../models/packaged.js';
+import type { BatchMetrics, EpochMetrics, ParamCounts, SplitRecord, WeightsProvenance } from '../results.js';
 import { Rng } from '../rng.js';
 import { loadCheckpoint, readCheckpointState } from './checkpoint.js';
 import { FeatureStore, featureKeyHash } from './features.js';
@@ -32,8 +34,16 @@ export interface TrainRunOptions {
   /** State folder for generated datasets and the feature cache (default `.headbench`). */
   home?: string;
   backend?: BackendName;
-  /** Turn `run:<id>` (or any reference) into a model path; the CLI and the trainer provide it. */
+  /**
+   * Turn `run:<id>` into a model path, and `npm:<package>/<model>` into a packaged model folder (trainers:
+   * the one the API served). The CLI and the trainer provide it; without it `npm:` reads the installed package.
+   */
   resolveWeights?: (ref: string) => Promise<string>;
+  /**
+   * Load the backbone weights from this local folder instead of what `config.weights` names: the caller
+   * (a trainer) fetched and checked them itself, so nothing here reads a path or URL from the config.
+   */
+  weightsPath?: string;
   /** Use the frozen-backbone feature cache when the backbone is frozen (default true). */
   featureCache?: boolean;
   /** Checkpoint every k epochs (default 1). */
@@ -43,6 +53,11 @@ export interface TrainRunOptions {
   onBatch?: (m: BatchMetrics) => void;
   onEpoch?: (m: EpochMetrics, checkpointDir: string | undefined) => void | Promise<void>;
   onLog?: (message: string) => void;
+  /**
+   * The run entered a phase without batches ("validation after epoch 2", "checkpoint after epoch 2",
+   * "finishing"): progress watchdogs allow such phases their own time.
+   */
+  onPhase?: (phase: string) => void;
   /** Observer of every image the run decodes, by dataset index (what a run reads, and when). */
   onImageRead?: (index: number) => void;
   /** Abort between batches (cancel). */
@@ -86,7 +101,7 @@ export interface RunContext {
   frozen: boolean;
   /** A frozen backbone's features come from the on-disk cache: batches hold features, not images. */
   cached: boolean;
-  weights: { source: string; contentHash: string };
+  weights: WeightsProvenance;
   train: BatchSource;
   val: BatchSource;
   /** Seconds spent computing cached features (cached runs only). */
@@ -152,14 +167,42 @@ export async function prepareRun(options: TrainRunOptions): Promise<RunContext> 
     alpha: config.alpha,
     seed: config.seed,
   });
-  if (config.weights !== 'none') {
+  let packaged: WeightsProvenance['package'];
+  if (config.weights.startsWith('npm:')) {
+    // Trainers pass the folder the API served (weightsPath); the CLI reads the installed package.
+    const dir =
+      options.weightsPath ??
+      (options.resolveWeights
+        ? await options.resolveWeights(config.weights)
+        : await packagedWeightsDir(config.weights, home));
+    const folder = await readPackagedFolder(dir, config.weights);
+    if (!folder) throw new HeadbenchInputError(`${config.weights}: no packaged model at ${dir}`, dir);
+    const { info } = folder;
+    const { loaded } = await loadWeightsByName(
+      backbone,
+      {
+        label: `${config.weights} (${info.name}@${info.version})`,
+        weights: dequantizeWeights(folder.weightSpecs, folder.data),
+      },
+      { skipMissing: false },
+    );
+    packaged = { name: info.name, version: info.version, model: info.model, sha256: info.sha256 };
+    log(
+      `loaded ${loaded.length} layers of weights from ${config.weights} (${info.name}@${info.version}, sha256 ${info.sha256.slice(0, 12)})`,
+    );
+  } else if (config.weights !== 'none') {
     const source = await runModelOrPath(
-      config.weights.startsWith('run:') ? await requireResolver(options, config.weights) : config.weights,
+      options.weightsPath ??
+        (config.weights.startsWith('run:') ? await requireResolver(options, config.weights) : config.weights),
     );
     const { loaded } = await loadWeightsByName(backbone, source, { skipMissing: false });
     log(`loaded ${loaded.length} layers of weights from ${config.weights}`);
   }
-  const weights = { source: config.weights, contentHash: await weightsContentHash(backbone) };
+  const weights: WeightsProvenance = {
+    source: config.weights,
+    contentHash: await weightsContentHash(backbone),
+    ...(packaged ? { package: packaged } : {}),
+  };
   setTrainable(backbone, config.backbone, config.trainable);
   const featureShape = backbone.outputs[0].shape.slice(1) as [number, number, number];
   const head = buildHead(featureShape, config.head, classes, {

@@ -31,6 +31,7 @@ export async function trainRun(options: TrainRunOptions): Promise<RunResult> {
     const every = options.checkpointEvery ?? 1;
     const checkpointNow = epoch % every === 0 || epoch === config.epochs || stoppedEarly;
     if (checkpointNow) {
+      options.onPhase?.(`checkpoint after epoch ${epoch}`);
       await saveCheckpoint(
         ctx.checkpointDir,
         {
@@ -52,6 +53,7 @@ export async function trainRun(options: TrainRunOptions): Promise<RunResult> {
       throw new RunStoppedError(`run ${options.runId} stopped after epoch ${epoch}`, epoch);
     }
   }
+  options.onPhase?.('finishing (test set, figures, model)');
   return finishRun(ctx, runStart);
 }
 

@@ -189,11 +189,16 @@ export class ConvPool {
   readonly inPlace: boolean;
   /** Bytes of tfjs's heap the pool holds for a call in progress (scratch, copies): 0 between calls. */
   scratchInUse = 0;
+  /** Bounds-checked mode (HEADBENCH_WASM_CHECK=1): every call is checked for writes outside its operands. */
+  readonly check: boolean;
+  /** Kernels run since the current bind (named by a failed check). */
+  private ran: string[] = [];
 
   constructor(
     readonly threads: number,
-    options: { fma?: boolean; heap?: TfjsHeap } = {},
+    options: { fma?: boolean; heap?: TfjsHeap; check?: boolean } = {},
   ) {
+    this.check = options.check ?? readEnv(process.env).HEADBENCH_WASM_CHECK;
     // An unshared heap cannot be handed to helper threads: then the pool keeps its own memory.
     this.heap = options.heap && (options.heap.shared || threads === 1) ? options.heap : null;
     this.inPlace = this.heap !== null;
@@ -639,7 +644,9 @@ export class ConvPool {
     });
     const lengths = ops.map((o) => ('scratch' in o ? o.scratch : (arrayOf(o) as Float32Array).length));
     const room = lengths.map((n, i) => (place[i] >= 0 ? -1 : n));
-    const bytes = room.reduce((sum, f) => (f < 0 ? sum : sum + align(f * 4)), 0);
+    // Checked mode: a guard zone after every block of the allocation (and one before the first).
+    const pad = this.check ? GUARD : 0;
+    const bytes = room.reduce((sum, f) => (f < 0 ? sum : sum + align(f * 4) + pad), pad);
     let base: number;
     let block = 0;
     if (this.heap) {
@@ -655,29 +662,105 @@ export class ConvPool {
     // Views after any growth the allocation caused.
     const buffer = this.memory.buffer;
     this.buffers.add(buffer);
-    let at = base;
+    // Checked mode: the block starts as canaries, so even a stray write of a value that was there shows.
+    if (this.check && bytes > 0) new Uint8Array(buffer, base, bytes).fill(0xa5);
+    let at = base + pad;
     const copyBack: [Float32Array, number][] = [];
     const addrs = ops.map((o, i) => {
       if (room[i] < 0) return place[i];
       const addr = at;
-      at += align(room[i] * 4);
+      at += align(room[i] * 4) + pad;
       if ('in' in o) new Float32Array(buffer, addr, lengths[i]).set(o.in);
       else if ('out' in o) copyBack.push([o.out, addr]);
       return addr;
     });
     const view = (i: number) => new Float32Array(this.memory.buffer, addrs[i], lengths[i]);
+    const verify = this.check ? this.guard(ops, addrs, lengths) : null;
+    this.ran = [];
     const done = () => {
+      let problem: unknown;
+      try {
+        verify?.();
+      } catch (e) {
+        problem = e;
+      }
       const now = this.memory.buffer;
       for (const [out, addr] of copyBack) out.set(new Float32Array(now, addr, out.length));
-      if (block) {
+      // After a failed check the allocator's own bytes may be hit too: leak the block rather than free it.
+      if (block && !problem) {
         this.heap?.free(block);
         this.scratchInUse -= bytes + 64;
       }
+      if (problem) throw problem;
     };
     return [addrs, done, view];
   }
 
+  /**
+   * Checked mode, called once a call's operands are in place: remembers the bytes next to every operand
+   * (GUARD before and after, except where another operand may write) and every input, and returns the
+   * check to run after the kernels: any change there is a write outside the call's operands (or into an
+   * input), thrown as an error naming the kernels and the operand. Operands must lie inside the heap and
+   * an output may not overlap another operand.
+   */
+  private guard(ops: Operand[], addrs: number[], lengths: number[]): () => void {
+    const heapBytes = this.memory.buffer.byteLength;
+    const ranges = ops.map((o, i) => ({
+      kind: 'in' in o ? 'in' : 'out' in o ? 'out' : 'scratch',
+      start: addrs[i],
+      end: addrs[i] + lengths[i] * 4,
+    }));
+    const where = (i: number) =>
+      `operand ${i} (${ranges[i].kind}, ${lengths[i]} floats at ${ranges[i].start})`;
+    const caller = callerName();
+    ranges.forEach((r, i) => {
+      if (r.start < 0 || r.end > heapBytes)
+        throw new Error(`conv pool check: ${caller}: ${where(i)} lies outside the heap (${heapBytes} bytes)`);
+      if (r.kind === 'in') return;
+      ranges.forEach((q, j) => {
+        if (j !== i && r.start < q.end && q.start < r.end && r.end > r.start && q.end > q.start)
+          throw new Error(`conv pool check: ${caller}: ${where(i)} overlaps ${where(j)}`);
+      });
+    });
+    const writable = ranges
+      .filter((r) => r.kind !== 'in' && r.end > r.start)
+      .sort((a, b) => a.start - b.start);
+    type Watch = { label: string; at: number; bytes: Uint8Array };
+    const watches: Watch[] = [];
+    const heap = new Uint8Array(this.memory.buffer);
+    const watch = (label: string, from: number, to: number) => {
+      // [from, to) less the bytes an operand of the call may write.
+      let at = Math.max(0, from);
+      const end = Math.min(heapBytes, to);
+      for (const w of writable) {
+        if (w.end <= at) continue;
+        if (w.start >= end) break;
+        if (w.start > at) watches.push({ label, at, bytes: heap.slice(at, w.start) });
+        at = Math.max(at, w.end);
+      }
+      if (at < end) watches.push({ label, at, bytes: heap.slice(at, end) });
+    };
+    ranges.forEach((r, i) => {
+      if (r.end <= r.start) return;
+      watch(`the ${GUARD} bytes before ${where(i)}`, r.start - GUARD, r.start);
+      watch(`the ${GUARD} bytes after ${where(i)}`, r.end, r.end + GUARD);
+      if (r.kind === 'in') watch(where(i), r.start, r.end);
+    });
+    return () => {
+      const now = new Uint8Array(this.memory.buffer);
+      for (const w of watches) {
+        let changed = 0;
+        for (let k = 0; k < w.bytes.length; k++) if (now[w.at + k] !== w.bytes[k]) changed++;
+        if (changed)
+          throw new Error(
+            `conv pool check: ${caller} (${this.ran.join(', ') || 'no kernel'}) changed ${changed} byte(s) in ${w.label}`,
+          );
+      }
+    };
+  }
+
   private run(kernel: number, args: number[], scratchArg: number, scratchStride: number, units: number) {
+    this.ran.push(KERNELS[kernel]);
     const ctl = this.control;
     const header = [kernel, args.length, scratchArg, scratchStride, units, this.threads];
     for (let i = 0; i < header.length; i++) ctl[8 + i] = header[i] | 0;
@@ -702,6 +785,16 @@ export class ConvPool {
     await Promise.all(this.workers.map((w) => w.terminate()));
     this.workers = [];
   }
+}
+
+/** Bytes watched on each side of every operand in checked mode. */
+const GUARD = 64;
+
+/** The ConvPool method that called bind (for checked mode's errors). */
+function callerName(): string {
+  const lines = (new Error().stack ?? '').split('\n').map((l) => l.trim());
+  const call = lines.find((l) => /^at ConvPool\.(?!bind|guard)\w+/.test(l));
+  return call?.match(/^at (ConvPool\.\w+)/)?.[1] ?? 'ConvPool';
 }
 
 // Arithmetic, not bit operations: offsets pass 2^31 once the shared memory grows past 2 GiB.

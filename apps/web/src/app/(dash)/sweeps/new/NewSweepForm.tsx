@@ -1,4 +1,5 @@
 'use client';
+import { PACKAGED_WEIGHTS } from '@headbench/spec';
 import { TRPCClientError } from '@trpc/client';
 import { useRouter } from 'next/navigation';
 import { type FormEvent, useCallback, useEffect, useRef, useState } from 'react';
@@ -149,8 +150,35 @@ export function NewSweepForm(props: {
         {err('backbones')}
       </fieldset>
       <label>
-        Weights <input type="text" name="weights" defaultValue="none" aria-label="Weights" />
+        Weights{' '}
+        <input
+          type="text"
+          name="weights"
+          list="known-weights"
+          defaultValue="none"
+          aria-label="Weights"
+          size={30}
+        />
       </label>
+      <datalist id="known-weights">
+        <option value="none">random initialisation</option>
+        {PACKAGED_WEIGHTS.map((w) => (
+          <option key={w.ref} value={w.ref}>
+            pretrained {w.backbone} at {w.size} px ({w.package} {w.version})
+          </option>
+        ))}
+      </datalist>
+      <p className="hint" data-hint="packaged-weights">
+        Pretrained, installed with headbench:{' '}
+        {PACKAGED_WEIGHTS.map((w, i) => (
+          <span key={w.ref}>
+            {i > 0 ? ', ' : ''}
+            <code>{w.ref}</code> ({w.backbone}, {w.size} px)
+          </span>
+        ))}
+        . ImageNet-initialised and fine-tuned by the {PACKAGED_WEIGHTS[0].package} authors on their own
+        images.
+      </p>
       {err('weights')}
       <fieldset>
         <legend>Heads</legend>
