@@ -1,6 +1,6 @@
 // Throughput of backbones and heads on the default backend (wasm here, tfjs-node on GPU machines), and
 // what the frozen-feature cache buys: a 6-head × 3-seed comparison on packaged pretrained weights vs one head.
-// Run: npx tsx bench/models.bench.ts [--quick] [--pretrained-only] [--comparison-epochs N]
+// Run: npx tsx bench/models.bench.ts [--quick] [--pretrained-only] [--no-comparison] [--comparison-epochs N]
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,6 +22,7 @@ import * as tf from '@tensorflow/tfjs-core';
 
 const quick = process.argv.includes('--quick');
 const pretrainedOnly = process.argv.includes('--pretrained-only');
+const noComparison = process.argv.includes('--no-comparison');
 const epochsFlag = process.argv.indexOf('--comparison-epochs');
 const comparisonEpochs = epochsFlag > 0 ? Number(process.argv[epochsFlag + 1]) : quick ? 1 : 3;
 const backend = await initBackend('auto');
@@ -193,7 +194,7 @@ try {
   // Packaged pretrained weights (nsfwjs 4.4.0): the frozen feature pass of the reference experiment.
   await feature('inceptionv3', 299, 4, undefined, 'npm:nsfwjs/inception_v3');
   await feature('mobilenetv2', 224, 8, undefined, 'npm:nsfwjs/mobilenet_v2');
-  await comparison();
+  if (!noComparison) await comparison();
 } finally {
   await rm(home, { recursive: true, force: true });
 }

@@ -49,7 +49,8 @@ export const DEFAULT_SWEEPS = {
   /**
    * Real transfer learning: MobileNetV2 with the weights shipped in the nsfwjs npm package (ImageNet-initialised,
    * fine-tuned by its authors), frozen, so one backbone pass fills the feature cache for every head and seed.
-   * 96 px keeps the fc head small (3×3×1280 features); RMSprop lr 1e-4 as in the Keras protocol.
+   * 96 px keeps the fc head small (3×3×1280 features). Adam lr 1e-3 and 20 epochs like the scratch sweep:
+   * with RMSprop lr 1e-4 (the Keras protocol) gap reached only 19% validation accuracy in 15 epochs here.
    */
   pretrained: {
     name: 'default: mobilenetv2 pretrained (npm:nsfwjs/mobilenet_v2, frozen)',
@@ -58,12 +59,12 @@ export const DEFAULT_SWEEPS = {
     weights: ['npm:nsfwjs/mobilenet_v2'],
     trainable: 'frozen' as const,
     heads: ['fc' as const, 'gap' as const, 'gmp' as const],
-    optimizers: ['rmsprop' as const],
-    lr: 1e-4,
+    optimizers: ['adam' as const],
+    lr: 0.001,
     batchSize: 32,
     size: 96,
     seeds: [0, 1, 2],
-    epochs: 15,
+    epochs: 20,
     camSamples: 4,
   },
   transfer: (pretrainRunId: string) => ({
