@@ -185,8 +185,10 @@ const median = (v: number[]): number => {
 const info = await initBackend('wasm');
 const threads = info.threads;
 const here = path.dirname(fileURLToPath(import.meta.url));
+// The same thread count everywhere on PyTorch's side: its OpenMP pool and OpenBLAS's own threads.
 const torch = spawn(python, [path.join(here, 'torch_bench.py'), String(threads)], {
   stdio: ['pipe', 'pipe', 'inherit'],
+  env: { ...process.env, OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads) },
 });
 const lines = readline.createInterface({ input: torch.stdout });
 const iter = lines[Symbol.asyncIterator]();

@@ -35,6 +35,8 @@ interface ChildRun {
   logs: string[];
   outcome?: FromChild;
   hung?: string;
+  /** The end of the child's stderr (what a child that died without a word printed). */
+  stderr: string;
 }
 
 function runChild(job: ChildJob, env: Record<string, string>, stopAfterFirst = false): Promise<ChildRun> {
@@ -50,7 +52,7 @@ function runChild(job: ChildJob, env: Record<string, string>, stopAfterFirst = f
         ...env,
       },
     });
-    const out: ChildRun = { epochs: [], logs: [] };
+    const out: ChildRun = { epochs: [], logs: [], stderr: '' };
     let phase = 'preparing';
     let timer: NodeJS.Timeout;
     const arm = () => {
@@ -61,7 +63,9 @@ function runChild(job: ChildJob, env: Record<string, string>, stopAfterFirst = f
       }, stallS * 1000);
     };
     arm();
-    child.stderr?.resume();
+    child.stderr?.on('data', (d: Buffer) => {
+      out.stderr = (out.stderr + d.toString()).slice(-2000);
+    });
     child.on('message', (m: FromChild) => {
       arm();
       if (m.type === 'batch') phase = `epoch ${m.m.epoch}`;
@@ -87,7 +91,10 @@ const tensors = (runDir: string) => readFile(join(runDir, 'checkpoint', 'tensors
 
 function problem(r: ChildRun, stopped = false): string | undefined {
   if (r.hung) return `hang (${r.hung})`;
-  if (!r.outcome) return 'child died without a word';
+  if (!r.outcome) {
+    const last = r.stderr.trim().split('\n').slice(-3).join(' | ');
+    return `child died without a word${last ? `: ${last}` : ''}`;
+  }
   if (r.outcome.type === 'error' && !(stopped && r.outcome.stopped)) return `error: ${r.outcome.message}`;
   return undefined;
 }

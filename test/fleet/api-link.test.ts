@@ -1,5 +1,6 @@
 // The trainer's link to several API instances: a call that gets no answer moves it to the next instance;
 // an answer, even a refusal, never does (that instance is up and its "no" stands).
+import { createHeadbenchClient } from '@headbench/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiLink } from '../../apps/trainer/src/worker/api.ts';
 import { startTestApi, type TestApi } from '../api/helpers.js';
@@ -27,6 +28,33 @@ describe('ApiLink with several instances', () => {
     // A late failure of a call that went to the dead instance does not move the link off the live one.
     expect(link.noteFailure(new Error('fetch failed'), dead)).toBe(false);
     expect(link.url).toBe(api.url);
+  });
+
+  it('moves a metric batch that got no answer (tRPC) to the next instance', async () => {
+    const admin = createHeadbenchClient({ url: api.url, token: api.token });
+    const token = (await admin.tokens.create.mutate({ name: 'link', role: 'trainer', user: 'link' })).token;
+    const link = new ApiLink([dead, api.url], token);
+    const { trainerId } = await link.retry('register', () =>
+      link.client.trainer.register.mutate({ name: 'link-1', capabilities: { backend: 'cpu' } }),
+    );
+    await admin.sweeps.create.mutate({
+      name: 'link',
+      datasets: ['generated:flowers17?perClass=4'],
+      backbones: ['smallcnn'],
+      heads: ['gap'],
+      optimizers: ['adam'],
+      seeds: [1],
+      epochs: 1,
+      batchSize: 8,
+      size: 32,
+      lr: 0.001,
+    });
+    const [run] = (await link.client.trainer.lease.mutate({ trainerId, freeSlots: 1 })).runs;
+    const again = new ApiLink([dead, api.url], token);
+    const input = { runId: run.runId, leaseId: run.leaseId, points: [{ name: 'loss', step: 1, value: 1 }] };
+    await expect(again.reportMetrics(input)).rejects.toThrow();
+    expect(again.url).toBe(api.url);
+    expect(await again.reportMetrics(input)).toMatchObject({ inserted: 1 });
   });
 
   it('stays on an instance that answers, even with a refusal', async () => {

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { HeadbenchClient } from '@headbench/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isWasmTrap } from '../../apps/trainer/src/worker/child.js';
 import { ProgressWatchdog } from '../../apps/trainer/src/worker/watchdog.js';
 import {
   type ApiServer,
@@ -55,6 +56,37 @@ describe('the progress watchdog', () => {
     for (let i = 1; i <= 3; i++) w.batch(1, i * 1000);
     w.heard(4000);
     expect(w.check(5500)).toBe('no progress for 3 s in epoch 1; child killed');
+  });
+});
+
+describe('a wasm trap in a training child', () => {
+  it('is told apart from other errors (the run is retried in a fresh process)', () => {
+    // A real trap: an out-of-bounds load in a tiny module with one page of memory.
+    const WA = (
+      globalThis as unknown as {
+        WebAssembly: {
+          Module: new (b: Uint8Array) => object;
+          Instance: new (m: object) => { exports: { f(): number } };
+        };
+      }
+    ).WebAssembly;
+    const bytes = Uint8Array.from([
+      0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 127, 3, 2, 1, 0, 5, 3, 1, 0, 1, 7, 5, 1, 1, 102, 0, 0,
+      10, 13, 1, 11, 0, 65, 128, 128, 128, 128, 4, 40, 2, 0, 11,
+    ]);
+    let trap: unknown;
+    try {
+      new WA.Instance(new WA.Module(bytes)).exports.f();
+    } catch (e) {
+      trap = e;
+    }
+    expect(String(trap)).toMatch(/memory access out of bounds/);
+    expect(isWasmTrap(trap)).toBe(true);
+    expect(
+      isWasmTrap(new Error('conv pool check: ConvPool.reluGrad (relu_grad) changed 8 byte(s) in …')),
+    ).toBe(true);
+    expect(isWasmTrap(new Error("dataset 'x' not found"))).toBe(false);
+    expect(isWasmTrap(new Error('connect ENETUNREACH: network is unreachable'))).toBe(false);
   });
 });
 

@@ -229,7 +229,7 @@ static v4 v_log(v4 x) {
   v4 y = wasm_f32x4_splat(7.0376836292E-2f);
   const float c[] = {-1.1514610310E-1f, 1.1676998740E-1f, -1.2420140846E-1f, 1.4249322787E-1f,
                      -1.6668057665E-1f, 2.0000714765E-1f,  -2.4999993993E-1f, 3.3333331174E-1f};
-  for (int i = 0; i < 8; i++) y = wasm_f32x4_add(wasm_f32x4_mul(y, f), wasm_f32x4_splat(c[i]));
+  for (int i = 0; i < 8; i++) y = MADD(wasm_f32x4_splat(c[i]), y, f);
   y = wasm_f32x4_mul(wasm_f32x4_mul(y, f), z);
   y = wasm_f32x4_add(y, wasm_f32x4_mul(ef, wasm_f32x4_splat(-2.12194440e-4f)));
   y = wasm_f32x4_sub(y, wasm_f32x4_mul(z, wasm_f32x4_splat(0.5f)));
@@ -245,7 +245,7 @@ static v4 v_exp(v4 x) {
   v4 z = wasm_f32x4_mul(x, x);
   v4 y = wasm_f32x4_splat(1.9875691500E-4f);
   const float c[] = {1.3981999507E-3f, 8.3334519073E-3f, 4.1665795894E-2f, 1.6666665459E-1f, 5.0000001201E-1f};
-  for (int i = 0; i < 5; i++) y = wasm_f32x4_add(wasm_f32x4_mul(y, x), wasm_f32x4_splat(c[i]));
+  for (int i = 0; i < 5; i++) y = MADD(wasm_f32x4_splat(c[i]), y, x);
   y = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(y, z), x), wasm_f32x4_splat(1.f));
   v4 pow2 = wasm_i32x4_shl(wasm_i32x4_add(wasm_i32x4_trunc_sat_f32x4(fx), wasm_i32x4_splat(127)), 23);
   return wasm_f32x4_mul(y, pow2);
@@ -269,10 +269,11 @@ static void store_lanes(float *p, v4 v, int lanes) {
 }
 
 // GeM pooling forward for images [n_begin, n_end) of x [N, HW, C]: with xc = max(x, eps),
-//   s = mean over HW of xc^p, t = mean of xc^p·ln xc, y = s^(1/p)   (y, s, t: [N, C]).
+//   s = mean over HW of xc^p, t = mean of xc^p·ln xc, y = s^(1/p)   (y, s, t: [N, C]),
+// and e = xc^p [N, HW, C] when e is not null (the backward pass reuses it: xc^(p−1) = e / xc).
 // k = [p, eps]. t is what the gradient with respect to p needs, taken here while xc^p is at hand.
-void gem_forward(const float *x, const float *k, float *y, float *s, float *t, int hw, int C, int n_begin,
-                 int n_end) {
+void gem_forward(const float *x, const float *k, float *y, float *s, float *t, float *e, int hw, int C,
+                 int n_begin, int n_end) {
   const v4 p = wasm_f32x4_splat(k[0]), eps = wasm_f32x4_splat(k[1]);
   const v4 inv_p = wasm_f32x4_div(wasm_f32x4_splat(1.f), p), inv_hw = wasm_f32x4_splat(1.f / (float)hw);
   for (int b = n_begin; b < n_end; b++)
@@ -280,11 +281,13 @@ void gem_forward(const float *x, const float *k, float *y, float *s, float *t, i
       const int lanes = C - c < 4 ? C - c : 4;
       v4 ss = wasm_f32x4_splat(0.f), ts = ss;
       for (int i = 0; i < hw; i++) {
-        v4 xc = wasm_f32x4_max(load_lanes(x + ((long)b * hw + i) * C + c, lanes), eps);
+        const long at = ((long)b * hw + i) * C + c;
+        v4 xc = wasm_f32x4_max(load_lanes(x + at, lanes), eps);
         v4 lx = v_log(xc);
-        v4 e = v_exp(wasm_f32x4_mul(p, lx));
-        ss = wasm_f32x4_add(ss, e);
-        ts = wasm_f32x4_add(ts, wasm_f32x4_mul(e, lx));
+        v4 ev = v_exp(wasm_f32x4_mul(p, lx));
+        if (e) store_lanes(e + at, ev, lanes);
+        ss = wasm_f32x4_add(ss, ev);
+        ts = wasm_f32x4_add(ts, wasm_f32x4_mul(ev, lx));
       }
       ss = wasm_f32x4_mul(ss, inv_hw);
       ts = wasm_f32x4_mul(ts, inv_hw);
@@ -295,24 +298,36 @@ void gem_forward(const float *x, const float *k, float *y, float *s, float *t, i
     }
 }
 
-// GeM's input gradient for images [n_begin, n_end): dx = dy·y/(s·HW)·xc^(p−1) where x ≥ eps, else 0
-// (tfjs's maximum passes the gradient to x on ties). k = [p, eps].
-void gem_backward(const float *x, const float *k, const float *dy, const float *y, const float *s, float *dx,
-                  int hw, int C, int n_begin, int n_end) {
-  const v4 pm1 = wasm_f32x4_splat(k[0] - 1.f), eps = wasm_f32x4_splat(k[1]);
-  const v4 fhw = wasm_f32x4_splat((float)hw);
-  for (int b = n_begin; b < n_end; b++)
+// GeM's gradients for images [n_begin, n_end), from the forward's y, s, t [N, C] and e [N, HW, C]:
+//   dx = dy·y/(s·HW)·e/xc where x ≥ eps, else 0 (tfjs's maximum passes the gradient to x on ties);
+//   dp_part[b] = sum over c of dy·y·(t/(p·s) − ln(s)/p²)  (p's gradient, one partial per image).
+// k = [p, eps].
+void gem_backward(const float *x, const float *k, const float *dy, const float *y, const float *s, const float *t,
+                  const float *e, float *dx, float *dp_part, int hw, int C, int n_begin, int n_end) {
+  const float pf = k[0];
+  const v4 p = wasm_f32x4_splat(pf), eps = wasm_f32x4_splat(k[1]);
+  const v4 fhw = wasm_f32x4_splat((float)hw), p2 = wasm_f32x4_mul(p, p);
+  for (int b = n_begin; b < n_end; b++) {
+    v4 dp = wasm_f32x4_splat(0.f);
     for (int c = 0; c < C; c += 4) {
       const int lanes = C - c < 4 ? C - c : 4;
       const long o = (long)b * C + c;
-      v4 scale = wasm_f32x4_div(wasm_f32x4_mul(load_lanes(dy + o, lanes), load_lanes(y + o, lanes)),
-                                wasm_f32x4_mul(load_lanes(s + o, lanes), fhw));
+      v4 sv = load_lanes(s + o, lanes);
+      v4 dyy = wasm_f32x4_mul(load_lanes(dy + o, lanes), load_lanes(y + o, lanes));
+      v4 scale = wasm_f32x4_div(dyy, wasm_f32x4_mul(sv, fhw));
+      v4 dpc = wasm_f32x4_sub(wasm_f32x4_div(load_lanes(t + o, lanes), wasm_f32x4_mul(p, sv)),
+                              wasm_f32x4_div(v_log(sv), p2));
+      // Lanes past C (zero-filled: 0/0 there) add nothing.
+      v4 live = wasm_i32x4_lt(wasm_i32x4_make(0, 1, 2, 3), wasm_i32x4_splat(lanes));
+      dp = wasm_f32x4_add(dp, wasm_v128_and(wasm_f32x4_mul(dyy, dpc), live));
       for (int i = 0; i < hw; i++) {
         const long at = ((long)b * hw + i) * C + c;
         v4 xv = load_lanes(x + at, lanes);
         v4 xc = wasm_f32x4_max(xv, eps);
-        v4 d = wasm_f32x4_mul(scale, v_exp(wasm_f32x4_mul(pm1, v_log(xc))));
+        v4 d = wasm_f32x4_mul(scale, wasm_f32x4_div(load_lanes(e + at, lanes), xc));
         store_lanes(dx + at, wasm_v128_and(d, wasm_f32x4_ge(xv, eps)), lanes);
       }
     }
+    dp_part[b] = hsum(dp);
+  }
 }

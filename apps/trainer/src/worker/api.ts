@@ -142,8 +142,8 @@ export class ApiLink {
       this.metricsVia.trpc++;
       return out;
     } catch (e) {
-      // Only silence moves the link: a refusal or a broken limit is the same on every instance.
-      if (e instanceof UnreachableError) this.noteFailure(e, url);
+      // A tRPC call that got no answer (noteFailure checks: no HTTP status) moves the link; a refusal does not.
+      this.noteFailure(e, url);
       throw e;
     }
   }

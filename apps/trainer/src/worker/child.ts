@@ -54,7 +54,8 @@ export function isWasmTrap(e: unknown): boolean {
     ?.RuntimeError;
   if (RuntimeError && e instanceof RuntimeError) return true;
   const m = e instanceof Error ? e.message : String(e);
-  return /memory access out of bounds|unreachable|^Aborted\(|heap corrupt|conv pool check:/i.test(m);
+  // By message too: a trap rethrown by other code may have lost its class.
+  return /memory access out of bounds|^unreachable( executed)?$|^Aborted\(|^conv pool check:/.test(m);
 }
 
 /**

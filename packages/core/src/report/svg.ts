@@ -70,8 +70,10 @@ export function niceTicks(min: number, max: number, target = 6, integer = false)
     lo = 0;
     hi = 1;
   }
-  if (hi <= lo) {
-    // A flat line still needs a visible range around it.
+  // A flat line, or one flat but for rounding (seed means of equal values differ in the last bit), still
+  // needs a visible range around it: ticks a few ulps apart would put lo/step past 2^53, where i++ stops
+  // counting and the tick loop below never ends.
+  if (hi - lo <= Math.max(Math.abs(lo), Math.abs(hi)) * 1e-9) {
     const pad = Math.abs(lo) > 0 ? Math.abs(lo) * 0.1 : 1;
     lo -= pad;
     hi += pad;

@@ -544,57 +544,60 @@ export class ConvPool {
 
   /**
    * GeM pooling of x [n, hw, c] (xc = max(x, eps)): y = s^(1/p) with s = mean xc^p over hw, and
-   * t = mean xc^p·ln xc (for p's gradient); y, s, t [n, c].
+   * t = mean xc^p·ln xc (for p's gradient); y, s, t [n, c]; e = xc^p [n, hw, c] when given (for the
+   * backward pass).
    */
   gemForward(
     x: Float32Array,
     p: number,
     eps: number,
     dims: { n: number; hw: number; c: number },
-    out: { y: Float32Array; s: Float32Array; t: Float32Array },
+    out: { y: Float32Array; s: Float32Array; t: Float32Array; e: Float32Array | null },
   ): void {
-    const [[xOff, kOff, yOff, sOff, tOff], done] = this.bind([
+    const [[xOff, kOff, yOff, sOff, tOff, eOff], done] = this.bind([
       { in: x },
       { in: Float32Array.of(p, eps) },
       { out: out.y },
       { out: out.s },
       { out: out.t },
+      out.e ? { out: out.e } : { scratch: 0 },
     ]);
     try {
-      // gem_forward(x, k, y, s, t, hw, C, begin, end): images.
-      this.run(
-        KERNELS.indexOf('gem_forward'),
-        [xOff, kOff, yOff, sOff, tOff, dims.hw, dims.c],
-        -1,
-        0,
-        dims.n,
-      );
+      // gem_forward(x, k, y, s, t, e, hw, C, begin, end): images.
+      const args = [xOff, kOff, yOff, sOff, tOff, out.e ? eOff : 0, dims.hw, dims.c];
+      this.run(KERNELS.indexOf('gem_forward'), args, -1, 0, dims.n);
     } finally {
       done();
     }
   }
 
-  /** GeM's input gradient dx [n, hw, c] from dy, y, s [n, c] (gemForward's). */
+  /** GeM's gradients from gemForward's y, s, t, e: dx [n, hw, c] and p's (returned). */
   gemBackward(
     x: Float32Array,
     p: number,
     eps: number,
     dims: { n: number; hw: number; c: number },
-    saved: { dy: Float32Array; y: Float32Array; s: Float32Array },
+    saved: { dy: Float32Array; y: Float32Array; s: Float32Array; t: Float32Array; e: Float32Array },
     dx: Float32Array,
-  ): void {
-    const [[xOff, kOff, dyOff, yOff, sOff, dxOff], done] = this.bind([
+  ): number {
+    const [[xOff, kOff, dyOff, yOff, sOff, tOff, eOff, dxOff, dpOff], done, view] = this.bind([
       { in: x },
       { in: Float32Array.of(p, eps) },
       { in: saved.dy },
       { in: saved.y },
       { in: saved.s },
+      { in: saved.t },
+      { in: saved.e },
       { out: dx },
+      { scratch: dims.n }, // p's gradient, one partial per image
     ]);
     try {
-      // gem_backward(x, k, dy, y, s, dx, hw, C, begin, end): images.
-      const args = [xOff, kOff, dyOff, yOff, sOff, dxOff, dims.hw, dims.c];
+      // gem_backward(x, k, dy, y, s, t, e, dx, dp, hw, C, begin, end): images.
+      const args = [xOff, kOff, dyOff, yOff, sOff, tOff, eOff, dxOff, dpOff, dims.hw, dims.c];
       this.run(KERNELS.indexOf('gem_backward'), args, -1, 0, dims.n);
+      let dp = 0;
+      for (const v of view(8)) dp += v;
+      return dp;
     } finally {
       done();
     }

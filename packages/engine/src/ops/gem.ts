@@ -27,37 +27,31 @@ export function gemPool(x: tf.Tensor4D, p: tf.Tensor, eps = GEM_EPSILON): tf.Ten
     const save = args[2] as tf.GradSaveFunc;
     const power = heap(pIn)[0];
     const [y, s, t] = [0, 1, 2].map(() => wasm.makeOutput([n, c], 'float32'));
-    convPool().gemForward(heap(xIn), power, eps, dims, { y: heap(y), s: heap(s), t: heap(t) });
+    // xc^p per element, for the backward pass (xc^(p-1) = e / xc): no second log and exp.
+    const e = wasm.makeOutput(xIn.shape, 'float32');
+    convPool().gemForward(heap(xIn), power, eps, dims, { y: heap(y), s: heap(s), t: heap(t), e: heap(e) });
     gemStats.forward++;
-    const [yT, sT, tT] = [y, s, t].map((info) => tf.engine().makeTensorFromTensorInfo(info));
-    save([xIn, pIn, yT, sT, tT]);
+    const [yT, sT, tT, eT] = [y, s, t, e].map((info) => tf.engine().makeTensorFromTensorInfo(info));
+    save([xIn, pIn, yT, sT, tT, eT]);
     return {
       value: yT,
       gradFunc: (dy, saved) => {
-        const [xs, ps, ys, ss, ts] = saved;
+        const [xs, ps, ys, ss, ts, es] = saved;
         const dyT = Array.isArray(dy) ? dy[0] : dy;
-        const pv = heap(ps)[0];
         const dx = wasm.makeOutput(xs.shape, 'float32');
-        convPool().gemBackward(
+        const dp = convPool().gemBackward(
           heap(xs),
-          pv,
+          heap(ps)[0],
           eps,
           dims,
-          { dy: heap(dyT), y: heap(ys), s: heap(ss) },
+          { dy: heap(dyT), y: heap(ys), s: heap(ss), t: heap(ts), e: heap(es) },
           heap(dx),
         );
         gemStats.backward++;
-        // dy/dp = y·(t/(p·s) − ln(s)/p²) per (n, c), summed with dy's weights: [N, C] small tensors.
-        const dp = tf.tidy(() =>
-          tf.reshape(
-            tf.sum(tf.mul(tf.mul(dyT, ys), tf.sub(tf.div(ts, tf.mul(ss, pv)), tf.div(tf.log(ss), pv * pv)))),
-            ps.shape,
-          ),
-        );
-        return [tf.engine().makeTensorFromTensorInfo(dx), dp];
+        return [tf.engine().makeTensorFromTensorInfo(dx), tf.fill(ps.shape, dp)];
       },
     };
   });
-  // s and t are no outputs: customGrad's forward runs in a tidy, the tape keeps its own copies.
+  // s, t and e are no outputs: customGrad's forward runs in a tidy, the tape keeps its own copies.
   return op(x, p) as tf.Tensor2D;
 }
