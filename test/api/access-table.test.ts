@@ -308,6 +308,15 @@ describe('role × procedure', () => {
         },
         expect: [401, 200, 200, 200, 403],
       },
+      {
+        // Public package contents: any valid token, trainers included (leases name these files).
+        name: 'GET /weights/:source/:file',
+        make: async () => ({
+          method: 'GET',
+          path: `/weights/${encodeURIComponent('npm:nsfwjs/mobilenet_v2')}/model.json`,
+        }),
+        expect: [401, 200, 200, 200, 200],
+      },
     ];
     // A new route without a row here fails.
     expect(routes.map((r) => r.name).sort()).toEqual(declaredRoutes());
