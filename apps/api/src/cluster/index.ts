@@ -6,6 +6,7 @@ import { createAdapter as createPostgresAdapter } from '@socket.io/postgres-adap
 import { createAdapter as createRedisAdapter } from '@socket.io/redis-adapter';
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { survivePostgresRestarts } from '../db/database.js';
 import { ClusterBus } from './bus.js';
 import { ClusterLeader } from './leader.js';
 
@@ -65,8 +66,11 @@ export async function openCluster(databaseUrl: string, redisUrl?: string): Promi
       transport = 'redis';
     } else {
       // Its own small pool: one connection LISTENs for the adapter, the others NOTIFY.
-      const pool = new pg.Pool({ connectionString: databaseUrl, max: 3 });
-      pool.on('error', () => {});
+      // The adapter's LISTEN client has no 'error' listener of its own and is never released; its 'end'
+      // reconnects it.
+      const pool = survivePostgresRestarts(new pg.Pool({ connectionString: databaseUrl, max: 3 }), {
+        releaseLost: true,
+      });
       closers.push(() => pool.end());
       const c = await pool.connect();
       try {

@@ -18,12 +18,30 @@ export interface Database {
   close(): Promise<void>;
 }
 
+/**
+ * A pool whose connections' errors (Postgres restarted or killed) surface on their next query instead of
+ * killing the process: pg-pool listens for errors only on idle clients, and a checked-out one (a transaction
+ * between statements, a LISTEN connection) would raise an uncaught 'error' event.
+ */
+export function survivePostgresRestarts(pool: pg.Pool, opts: { releaseLost?: boolean } = {}): pg.Pool {
+  pool.on('error', () => {});
+  const out = new Set<pg.PoolClient>();
+  pool.on('acquire', (c) => out.add(c));
+  pool.on('release', (_e, c) => out.delete(c));
+  pool.on('connect', (c) =>
+    c.on('error', (e) => {
+      // For holders that never release a client they hold (socket.io's adapter keeps its LISTEN client
+      // until close): give the dead one back, or pool.end() would wait for it for ever.
+      if (opts.releaseLost && out.delete(c as pg.PoolClient)) (c as pg.PoolClient).release(e);
+    }),
+  );
+  return pool;
+}
+
 /** `poolSize`: connections of the main pool (env HEADBENCH_DB_POOL). */
 export function openDatabase(url: string, poolSize = 20): Database {
-  const pool = new pg.Pool({ connectionString: url, max: poolSize });
-  pool.on('error', () => {}); // idle-client errors (server restart) surface on the next query instead
-  const ingestPool = new pg.Pool({ connectionString: url, max: 10 });
-  ingestPool.on('error', () => {});
+  const pool = survivePostgresRestarts(new pg.Pool({ connectionString: url, max: poolSize }));
+  const ingestPool = survivePostgresRestarts(new pg.Pool({ connectionString: url, max: 10 }));
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
   return {
     pool,
