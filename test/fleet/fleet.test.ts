@@ -156,7 +156,7 @@ describe('trainer fleet', () => {
         'tsx',
         '--input-type=module',
         '-e',
-        `import { packagedWeightsDir } from '@headbench/core/packaged';
+        `import { packagedWeightsDir } from '@headbench/weights';
          await packagedWeightsDir('npm:nsfwjs/mobilenet_v2', ${JSON.stringify(join(tmp, 'probe'))});`,
       ],
       { cwd: ROOT, encoding: 'utf8' },

@@ -1,10 +1,2 @@
-/** An error caused by the user's input (a path, a flag, a file): message names the culprit. */
-export class HeadbenchInputError extends Error {
-  constructor(
-    message: string,
-    readonly path?: string,
-  ) {
-    super(message);
-    this.name = 'HeadbenchInputError';
-  }
-}
+// The input-error class lives in the spec (one copy): packages below core (weights) throw it too.
+export { HeadbenchInputError } from '@headbench/spec';

@@ -5,13 +5,13 @@ import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   dequantizeWeights,
   packagedWeightsDir,
   readPackagedFolder,
   readPackagedModel,
-} from '../src/models/packaged.js';
+} from '@headbench/weights';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 let root: string;
 beforeAll(async () => {

@@ -1,6 +1,7 @@
 // headbench's InceptionV3 / MobileNetV2 with the nsfwjs package's weights loaded by name give the same feature
 // maps as the package's own model, loaded by tfjs's loadLayersModel from the same JSON and shard bytes.
 import { initBackend } from '@headbench/engine';
+import { dequantizeWeights, readPackagedModel } from '@headbench/weights';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -8,7 +9,6 @@ import { drawFlower, FLOWER_CLASSES } from '../src/data/flowers.js';
 import { preprocessInPlace } from '../src/data/preprocess.js';
 import { buildBackbone } from '../src/models/backbones/index.js';
 import { loadWeightsByName } from '../src/models/io.js';
-import { dequantizeWeights, readPackagedModel } from '../src/models/packaged.js';
 import { Rng } from '../src/rng.js';
 
 beforeAll(async () => {

@@ -8,6 +8,7 @@ export * from './cam.ts';
 export * from './canonical.ts';
 export * from './csv.ts';
 export * from './env.ts';
+export * from './errors.ts';
 export { formatIssues, MAX_LISTED_ISSUES } from './fields.ts';
 export * from './names.ts';
 export * from './packaged.ts';

@@ -3,8 +3,8 @@
 import { createReadStream } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import { join } from 'node:path';
-import { PACKAGED_FILES } from '@headbench/core/packaged';
 import { parseNpmWeights } from '@headbench/spec';
+import { PACKAGED_FILES } from '@headbench/weights';
 import { Controller, Get, Inject, Param, Res, type StreamableFile, UseGuards } from '@nestjs/common';
 import { TRPCError } from '@trpc/server';
 import { z } from 'zod';

@@ -3,8 +3,8 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PACKAGED_FILES, packagedWeightsDir, readPackagedFolder } from '@headbench/core/packaged';
 import type { LeasedPackaged } from '@headbench/spec';
+import { PACKAGED_FILES, packagedWeightsDir, readPackagedFolder } from '@headbench/weights';
 
 export class PackagedWeightsService {
   private readonly known = new Map<string, Promise<LeasedPackaged & { dir: string }>>();

@@ -1,6 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type BackendInfo, initBackend } from '@headbench/engine';
+import { dequantizeWeights, packagedWeightsDir, readPackagedFolder } from '@headbench/weights';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { type BackendName, type RunConfig, resolvedSplitSeed } from '../config.js';
@@ -15,7 +16,6 @@ import { HeadbenchInputError } from '../errors.js';
 import { BACKBONES, buildBackbone, setTrainable } from '../models/backbones/index.js';
 import { buildHead, countWeights } from '../models/heads.js';
 import { loadWeightsByName, modelExists } from '../models/io.js';
-import { dequantizeWeights, packagedWeightsDir, readPackagedFolder } from '../models/packaged.js';
 import type { BatchMetrics, EpochMetrics, ParamCounts, SplitRecord, WeightsProvenance } from '../results.js';
 import { Rng } from '../rng.js';
 import { loadCheckpoint, readCheckpointState } from './checkpoint.js';

@@ -7,8 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { type NpmWeightsRef, parseNpmWeights } from '@headbench/spec';
-import { HeadbenchInputError } from '../errors.js';
+import { HeadbenchInputError, type NpmWeightsRef, parseNpmWeights } from '@headbench/spec';
 
 /** A weight as listed in a tfjs weights manifest (the subset headbench reads). */
 export interface PackagedWeightSpec {
